@@ -1,0 +1,147 @@
+"""Training one bi-encoder: sentence-transformers' trainer with CachedMultipleNegativesRankingLoss.
+
+This is the reproduction's recipe (official ``train_st.py``): one epoch over (anchor, positive, negative)
+triplets, the ``NO_DUPLICATES`` batch sampler, warmup ratio 0.05 and linear decay. The trial's seed drives
+data order and dropout. ``controls`` records the quantities that "batch size" confounds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that decides what model a training run produces (with the seed)."""
+
+    per_device_batch: int
+    learning_rate: float
+    gradient_accumulation: int = 1
+    mini_batch_size: int = 32
+    max_seq_length: int = 64
+    train_examples: int = 8192
+    epochs: int = 1
+    warmup_ratio: float = 0.05
+    devices: int = 1
+
+
+def controls(config: TrainingConfig) -> dict[str, float | int]:
+    """The quantities "batch size" confounds, derived for one training configuration.
+
+    With CachedMNRL each anchor is scored against every positive and hard negative of its per-device batch,
+    so negatives per query = 2 * per_device_batch - 1; accumulation and extra devices add samples per update
+    but no negatives.
+    """
+    samples_per_update = config.per_device_batch * config.gradient_accumulation * config.devices
+    batches = math.ceil(config.train_examples / (config.per_device_batch * config.devices))
+    updates = math.ceil(batches / config.gradient_accumulation) * config.epochs
+    return {
+        "per_device_batch": config.per_device_batch,
+        "gradient_accumulation": config.gradient_accumulation,
+        "devices": config.devices,
+        "samples_per_update": samples_per_update,
+        "optimizer_updates": updates,
+        "negatives_per_query": 2 * config.per_device_batch - 1,
+        "cached_mnrl_mini_batch": config.mini_batch_size,
+        "learning_rate": config.learning_rate,
+        "training_examples_seen": config.train_examples * config.epochs,
+        "warmup_ratio": config.warmup_ratio,
+        "max_seq_length_train": config.max_seq_length,
+    }
+
+
+ProgressFn = Callable[[int, int, float], None]  # (step, total_steps, seconds elapsed)
+
+
+def load_encoder(base_model: str | Path, max_seq_length: int):
+    """A SentenceTransformer (transformer + mean pooling) from a local path or hub id."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(str(base_model), max_seq_length=max_seq_length,
+                              model_kwargs={"attn_implementation": "sdpa"})
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu" if not _has_cuda() else None)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def train(
+    base_model: str | Path,
+    triplets,
+    config: TrainingConfig,
+    seed: int,
+    output_dir: Path,
+    progress: ProgressFn | None = None,
+):
+    """Fine-tune ``base_model`` on ``triplets`` (a ``datasets.Dataset`` with anchor/positive/negative).
+
+    Returns the trained SentenceTransformer. ``output_dir`` holds the trainer's scratch files.
+    """
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    transformers.set_seed(seed, deterministic=False)
+    model = load_encoder(base_model, config.max_seq_length)
+    loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.per_device_batch,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
+        warmup_ratio=config.warmup_ratio,
+        lr_scheduler_type="linear",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        seed=seed,
+        data_seed=seed,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    callbacks = [_ProgressCallback(progress)] if progress else []
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=triplets, loss=loss,
+                                         callbacks=callbacks)
+    trainer.train()
+    return model
+
+
+class _ProgressCallback:
+    """Forwards trainer steps to a plain function, keeping transformers out of the caller's code."""
+
+    def __new__(cls, progress: ProgressFn):
+        from transformers import TrainerCallback
+
+        class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                self.start = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                progress(state.global_step, state.max_steps, time.perf_counter() - self.start)
+
+        return _Callback()
+
+
+def config_dict(config: TrainingConfig) -> dict:
+    return asdict(config)

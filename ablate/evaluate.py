@@ -127,12 +127,15 @@ def _accepts_metadata(cls) -> bool:
     return "metadata" in inspect.signature(cls.__init__).parameters
 
 
-def hub_task(name: str, ignore_identical_ids: bool | None = None):
+def hub_task(name: str, ignore_identical_ids: bool | None = None, languages: list[str] | None = None):
     """An mteb task by name (e.g. ``"ArguAna"``), with per-query capture; its data comes from the hub."""
     import mteb
 
-    base = type(mteb.get_task(name))
+    template = mteb.get_task(name, languages=languages) if languages else mteb.get_task(name)
+    base = type(template)
     task = type(f"Scored{base.__name__}", (_PerQueryCapture, base), {})()
+    if languages:
+        task = task.filter_languages(languages) if hasattr(task, "filter_languages") else task
     if ignore_identical_ids is not None:
         task.ignore_identical_ids = ignore_identical_ids
     return task

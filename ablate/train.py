@@ -107,7 +107,8 @@ def train(
         per_device_train_batch_size=config.per_device_batch,
         gradient_accumulation_steps=config.gradient_accumulation,
         learning_rate=config.learning_rate,
-        warmup_ratio=config.warmup_ratio,
+        # transformers 5 takes the warmup *ratio* as a float warmup_steps (warmup_ratio is deprecated).
+        warmup_steps=float(config.warmup_ratio),
         lr_scheduler_type="linear",
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         seed=seed,
@@ -123,7 +124,12 @@ def train(
     callbacks = [_ProgressCallback(progress)] if progress else []
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=triplets, loss=loss,
                                          callbacks=callbacks)
+    for callback in list(trainer.callback_handler.callbacks):
+        # The console printer and model-card widgets only add noise and hub look-ups to a trial.
+        if type(callback).__name__ in ("PrinterCallback", "ProgressCallback") or "ModelCard" in type(callback).__name__:
+            trainer.remove_callback(callback)
     trainer.train()
+    model.ablate_log_history = list(trainer.state.log_history)
     return model
 
 

@@ -184,14 +184,22 @@ def _draw_entities(rng, size: WorldSize, n: int, taken: set) -> list[tuple[int, 
 
 
 def generate(seed: int = 0, size: WorldSize | None = None) -> World:
-    """Build the world deterministically from ``seed`` (same seed, same texts, byte for byte)."""
-    size = size or WorldSize()
-    rng = np.random.default_rng(seed)
-    vocab = _vocabulary(rng, size)
-    writer = _Writer(vocab, rng, size)
-    taken: set = set()
-    train_entities = _draw_entities(rng, size, size.train_entities, taken)
+    """Build the world deterministically from ``seed`` (same seed, same texts, byte for byte).
 
+    Vocabulary, entity pools, training triplets and each evaluation set draw from their own random
+    streams, so a larger training pool leaves the evaluation sets unchanged.
+    """
+    size = size or WorldSize()
+    vocab = _vocabulary(np.random.default_rng([seed, 0]), size)
+    entity_rng = np.random.default_rng([seed, 1])
+    taken: set = set()
+    train_entities = _draw_entities(entity_rng, size, size.train_entities, taken)
+    pools = {name: _draw_entities(entity_rng, size, n, taken) for name, n in (
+        ("factoid", size.eval_entities), ("graded", size.eval_entities), ("counter", size.eval_entities),
+        ("longdoc", size.longdoc_entities))}
+
+    rng = np.random.default_rng([seed, 2])
+    writer = _Writer(vocab, rng, size)
     triplets = []
     for _ in range(size.train_triplets):
         entity = train_entities[int(rng.integers(len(train_entities)))]
@@ -206,19 +214,19 @@ def generate(seed: int = 0, size: WorldSize | None = None) -> World:
             triplets.append((writer.question(entity, attribute), writer.fact(entity, attribute),
                              writer.fact(entity, negative)))
 
-    datasets = {
-        "factoid": _factoid(rng, writer, size, taken),
-        "graded": _graded(rng, writer, size, taken),
-        "counter": _counter(rng, writer, size, taken),
-        "longdoc": _longdoc(rng, writer, size, taken),
-    }
-    revision = _world_revision(seed, size)
-    datasets = {name: _with_revision(ds, revision) for name, ds in datasets.items()}
+    builders = {"factoid": _factoid, "graded": _graded, "counter": _counter, "longdoc": _longdoc}
+    datasets = {}
+    for stream, (name, build) in enumerate(builders.items(), start=3):
+        rng = np.random.default_rng([seed, stream])
+        datasets[name] = _with_revision(build(rng, _Writer(vocab, rng, size), size, pools[name]))
     return World(seed=seed, size=size, train_triplets=triplets, datasets=datasets)
 
 
-def _with_revision(ds: RetrievalDataset, revision: str) -> RetrievalDataset:
-    return RetrievalDataset(ds.name, ds.corpus, ds.queries, ds.qrels, ds.character, revision)
+def _with_revision(ds: RetrievalDataset) -> RetrievalDataset:
+    """Stamp a content hash as the dataset revision, so any change to the texts shows in the results."""
+    digest = hashlib.sha256(json.dumps([WORLD_VERSION, ds.corpus, ds.queries, ds.qrels], sort_keys=True)
+                            .encode()).hexdigest()[:12]
+    return RetrievalDataset(ds.name, ds.corpus, ds.queries, ds.qrels, ds.character, f"{ds.name}-{digest}")
 
 
 def _other_attribute(rng, size: WorldSize, exclude: set[int]) -> int:
@@ -242,8 +250,7 @@ def _sample_facts(rng, n_entities: int, size: WorldSize, n: int) -> list[tuple[i
     return [pairs[int(i)] for i in sorted(pick)]
 
 
-def _factoid(rng, writer, size, taken) -> RetrievalDataset:
-    entities = _draw_entities(rng, size, size.eval_entities, taken)
+def _factoid(rng, writer, size, entities) -> RetrievalDataset:
     corpus = _entity_corpus(writer, entities, size, "d")
     queries, qrels = {}, {}
     for e, a in _sample_facts(rng, len(entities), size, size.factoid_queries):
@@ -254,8 +261,7 @@ def _factoid(rng, writer, size, taken) -> RetrievalDataset:
                             "short factoid questions, one relevant passage (like SciFact)")
 
 
-def _graded(rng, writer, size, taken) -> RetrievalDataset:
-    entities = _draw_entities(rng, size, size.eval_entities, taken)
+def _graded(rng, writer, size, entities) -> RetrievalDataset:
     corpus = _entity_corpus(writer, entities, size, "d")
     group = 4  # attributes come in related groups of four; relatives earn grade 1
     queries, qrels = {}, {}
@@ -270,8 +276,7 @@ def _graded(rng, writer, size, taken) -> RetrievalDataset:
                             "graded relevance 0-2, several relevant passages (like TREC-COVID)")
 
 
-def _counter(rng, writer, size, taken) -> RetrievalDataset:
-    entities = _draw_entities(rng, size, size.eval_entities, taken)
+def _counter(rng, writer, size, entities) -> RetrievalDataset:
     corpus = {}
     for e, entity in enumerate(entities):
         for a in range(size.n_attributes):
@@ -286,8 +291,7 @@ def _counter(rng, writer, size, taken) -> RetrievalDataset:
                             "argument -> counter-argument; each query's own text is in the corpus (like ArguAna)")
 
 
-def _longdoc(rng, writer, size, taken) -> RetrievalDataset:
-    entities = _draw_entities(rng, size, size.longdoc_entities, taken)
+def _longdoc(rng, writer, size, entities) -> RetrievalDataset:
     k = size.longdoc_docs_per_entity
     corpus, holder = {}, {}
     for e, entity in enumerate(entities):

@@ -159,7 +159,7 @@ def _t_test(estimate: float, se: float, df: float, alternative: str, confidence:
     else:
         p = min(1.0, 2.0 * stats.t.sf(abs(stat), df))
     half = stats.t.ppf(0.5 + confidence / 2.0, df) * se
-    return float(stat), float(p), estimate - half, estimate + half
+    return float(stat), float(p), float(estimate - half), float(estimate + half)
 
 
 def _contrast_on_design(

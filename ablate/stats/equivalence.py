@@ -80,6 +80,8 @@ def tost(
       long as the contrast did not fall back to query-only; check its ``warning``).
     """
     alpha = check_probability("alpha", alpha)
+    if alpha >= 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) for TOST (its CI has level 1 - 2 alpha), got {alpha}")
     try:
         margin_points = float(margin_points)
     except (TypeError, ValueError):

@@ -11,7 +11,6 @@ import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 
-import numpy as np
 
 
 def _check_cells(cells: Mapping[Hashable, Sequence[int]], factors: Sequence[str]) -> dict[tuple[int, ...], Hashable]:
@@ -39,8 +38,13 @@ def factorial_effects(cells: Mapping[Hashable, Sequence[int]], factors: Sequence
     """Weights of every main effect and interaction, coding levels -1/2 and +1/2.
 
     A main effect is the difference of marginal means (high minus low); a two-factor interaction
-    the difference of differences, averaged over the other factors; and so on. Names: "bs",
-    "bs:lr", ... in the order of ``factors``. These are estimands, not tests.
+    the difference of differences, averaged over the other factors; and so on (the regression
+    coefficients of the -1/2,+1/2-coded model). Names: "bs", "bs:lr", ... in the order of
+    ``factors``. These are estimands, not tests.
+
+    Convention note: Yates' convention divides every contrast by 2^(k-1), which halves a
+    two-factor interaction and quarters a three-factor one relative to these values. In a 2^3
+    design phi_i = main_i + I_3/12 with I_3 as returned here, i.e. main_i + ABC_Yates/3.
     """
     by_levels = _check_cells(cells, factors)
     k = len(factors)

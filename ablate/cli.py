@@ -1,0 +1,171 @@
+"""Command line: parses arguments, calls the library, prints. No work happens here."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import click
+
+# Before any library import: tqdm and the hub read these once, at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from ablate.beir import DatasetError  # noqa: E402
+from ablate.profiles import PROFILES, ProfileError, get_profile  # noqa: E402
+from ablate.scheduler import StudyMismatch  # noqa: E402
+from ablate.spec import SpecError, find_spec, list_specs  # noqa: E402
+from ablate.storage import StorageError, open_storage, redact, resolve_url  # noqa: E402
+
+USER_ERRORS = (SpecError, StorageError, StudyMismatch, DatasetError, ProfileError)
+
+
+class _Group(click.Group):
+    """Turns the library's user-facing errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+storage_option = click.option("--storage", "storage_url", default=None, metavar="URL",
+                              help="Study database URL (default: $ABLATE_STORAGE or sqlite:///ablate.db).")
+profile_option = click.option("--profile", "profile_name", default="mini", show_default=True,
+                              type=click.Choice(sorted(PROFILES)), help="Scale to run at.")
+profile_setting_option = click.option(
+    "--profile-option", "profile_options", multiple=True, metavar="KEY=VALUE",
+    help="Override a profile field, e.g. subset_examples=1024 (recorded with the study).")
+
+
+def _profile(name: str, options: tuple[str, ...]):
+    fields = {f.name: f for f in dataclasses.fields(PROFILES[name])}
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or key not in fields:
+            raise ProfileError(f"--profile-option {option!r}: expected KEY=VALUE with KEY one of "
+                               f"{', '.join(sorted(fields))}")
+        current = fields[key].default if fields[key].default is not dataclasses.MISSING else None
+        try:
+            parsed[key] = type(current)(value) if isinstance(current, (int, float)) else value
+        except ValueError:
+            raise ProfileError(f"--profile-option {option!r}: {value!r} is not a valid {type(current).__name__}") \
+                from None
+    return get_profile(name, **parsed)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="ablate")
+def main():
+    """Controlled ablations for retrieval models, with seed-aware paired statistics."""
+    from ablate._quiet import quiet_libraries
+
+    quiet_libraries()
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def studies(ctx):
+    """List the studies in ./studies (or $ABLATE_STUDIES) with the question each answers."""
+    if ctx.invoked_subcommand is None:
+        for spec in list_specs():
+            cells = len(spec.cells())
+            click.echo(f"{spec.name:<24} {cells:>3} cells  {spec.question}")
+
+
+@studies.command("show")
+@click.argument("name")
+def studies_show(name):
+    """Print a study's question, settings and full trial grid."""
+    from ablate.report import format_grid
+
+    click.echo(format_grid(find_spec(name)))
+
+
+@main.command()
+@click.argument("study")
+@profile_option
+@profile_setting_option
+@storage_option
+@click.option("--max-trials", type=int, default=None, help="Stop after this many trials (the rest stay queued).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def run(study, profile_name, profile_options, storage_url, max_trials, quiet):
+    """Run every missing or failed cell of STUDY (a name in studies/ or a .toml path)."""
+    from ablate.progress import Progress, duration
+    from ablate.scheduler import run_study
+
+    spec = find_spec(study)
+    profile = _profile(profile_name, profile_options)
+    url = resolve_url(storage_url)
+    storage = open_storage(url)
+    progress = Progress(quiet=quiet)
+    progress.line(f"study {spec.name} ({profile.name} profile) in {redact(url)}: {len(spec.cells())} cells")
+    summary = run_study(spec, profile, storage, progress, max_trials=max_trials)
+    click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
+               f"{summary.already_complete} were already complete; {len(summary.failed)} failed")
+    for label, message in summary.failed:
+        click.echo(f"  failed: {label}: {message}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("study")
+@profile_option
+@storage_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report (Markdown) to this file.")
+def report(study, profile_name, storage_url, out):
+    """Significance report for STUDY: per dataset and macro-average, each arm against the baseline."""
+    from ablate.report import build_report
+
+    spec = find_spec(study)
+    storage = open_storage(resolve_url(storage_url), create=False)
+    text = build_report(spec, profile_name, storage)
+    click.echo(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(out)
+
+
+@main.group()
+def data():
+    """The embedded world's datasets, and checks of BEIR-layout directories."""
+
+
+@data.command("export")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="New directory; one BEIR-layout subdirectory per dataset, plus train/triplets.jsonl.")
+@click.option("--seed", default=0, show_default=True, help="World seed.")
+def data_export(out, seed):
+    """Write the embedded world in BEIR layout."""
+    from ablate.world_export import export_world
+
+    written = export_world(out, seed)
+    for path in written:
+        click.echo(str(path))
+
+
+@data.command("check")
+@click.argument("directory", type=click.Path(path_type=Path))
+def data_check(directory):
+    """Load a BEIR-layout DIRECTORY as an evaluation dataset and print its size."""
+    from ablate.beir import read_beir
+
+    ds = read_beir(directory)
+    judged = len(ds.judged_queries)
+    click.echo(f"{ds.name}: {len(ds.queries)} queries ({judged} judged), {len(ds.corpus)} documents, "
+               f"{sum(len(r) for r in ds.qrels.values())} qrels")
+
+
+if __name__ == "__main__":
+    main()

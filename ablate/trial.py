@@ -1,0 +1,72 @@
+"""One trial: train the cell's configuration with its seed, evaluate every dataset, return the scores.
+
+Storing is the scheduler's job; this module knows nothing about databases.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.evaluate import DatasetScores, check_against_mteb, evaluate_tasks
+from ablate.profiles import DEFAULT_SETTINGS, Profile
+from ablate.progress import Progress
+from ablate.spec import Cell, StudySpec
+from ablate.train import controls, train
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    scores: list[DatasetScores]
+    settings: dict[str, Any]
+    controls: dict[str, Any]
+    timings: dict[str, float]
+
+    def macro(self, metric: str) -> float:
+        """Macro-average of ``metric`` over datasets (each dataset's mean over its queries)."""
+        means = [float(s.per_query[metric].mean()) for s in self.scores]
+        return sum(means) / len(means)
+
+
+def resolve_settings(spec: StudySpec, cell: Cell) -> dict[str, Any]:
+    """Defaults (the reproduction's recipe), overridden by the spec's fixed settings and the cell's levels."""
+    return {**DEFAULT_SETTINGS, **spec.settings_for(cell.arm)}
+
+
+def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress | None = None,
+              workdir: Path | None = None) -> TrialOutcome:
+    from ablate._quiet import quiet_libraries
+
+    quiet_libraries()
+    progress = progress or Progress(quiet=True)
+    settings = resolve_settings(spec, cell)
+    started = time.perf_counter()
+    triplets = profile.training_set(settings["train_set"])
+    config = profile.training_config(settings, len(triplets))
+    scratch = Path(tempfile.mkdtemp(prefix="ablate-trial-", dir=workdir))
+    try:
+        model = train(profile.base_model(), triplets, config, cell.seed, scratch,
+                      progress=lambda done, total, elapsed: progress.step("train", done, total, elapsed))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    trained = time.perf_counter()
+    options = profile.eval_options(settings)
+    progress.line(f"{progress.prefix}evaluating {len(spec.datasets_for(profile.name))} datasets")
+    tasks = profile.eval_tasks(spec.datasets_for(profile.name), options)
+    scores = evaluate_tasks(model, tasks, max_seq_length=options.max_seq_length)
+    for dataset_scores in scores:
+        check_against_mteb(dataset_scores)
+    finished = time.perf_counter()
+    return TrialOutcome(
+        scores=scores,
+        settings=settings,
+        controls={**controls(config), "learning_rate": settings["learning_rate"],
+                  "learning_rate_effective": config.learning_rate,
+                  "ignore_identical_ids": options.ignore_identical_ids,
+                  "eval_max_seq_length": options.max_seq_length},
+        timings={"train_s": trained - started, "eval_s": finished - trained, "total_s": finished - started},
+    )

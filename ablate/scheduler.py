@@ -215,9 +215,14 @@ class RunSummary:
 
 
 def run_study(spec: StudySpec, profile: Profile, storage, progress: Progress | None = None,
-              max_trials: int | None = None) -> RunSummary:
-    """Run every missing or failed cell of ``spec`` in this process; safe to run in parallel with others."""
-    from ablate.trial import run_trial
+              max_trials: int | None = None, runner=None) -> RunSummary:
+    """Run every missing or failed cell of ``spec`` in this process; safe to run in parallel with others.
+
+    ``runner(spec, cell, profile, progress) -> TrialOutcome`` does one trial; the default trains and
+    evaluates (``ablate.trial.run_trial``).
+    """
+    if runner is None:
+        from ablate.trial import run_trial as runner
 
     progress = progress or Progress(quiet=True)
     started = time.perf_counter()
@@ -247,7 +252,7 @@ def run_study(spec: StudySpec, profile: Profile, storage, progress: Progress | N
         t0 = time.perf_counter()
         try:
             with _Heartbeat(study._storage, trial._trial_id):
-                outcome = run_trial(spec, cell, profile, progress)
+                outcome = runner(spec, cell, profile, progress)
                 save_scores(storage.engine, trial._trial_id, outcome.scores)
                 for key, value in (("settings", outcome.settings), ("controls", outcome.controls),
                                    ("timings", outcome.timings),

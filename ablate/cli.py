@@ -103,9 +103,11 @@ def run(study, profile_name, profile_options, storage_url, max_trials, quiet):
 
     spec = find_spec(study)
     profile = _profile(profile_name, profile_options)
+    progress = Progress(quiet=quiet)
+    progress.line(f"preparing the {profile.name} profile (model and datasets)")
+    profile.prepare(spec.datasets_for(profile.name))
     url = resolve_url(storage_url)
     storage = open_storage(url)
-    progress = Progress(quiet=quiet)
     progress.line(f"study {spec.name} ({profile.name} profile) in {redact(url)}: {len(spec.cells())} cells")
     summary = run_study(spec, profile, storage, progress, max_trials=max_trials)
     click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "

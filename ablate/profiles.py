@@ -59,6 +59,11 @@ class Profile:
     def base_model(self) -> str | Path:
         raise NotImplementedError
 
+    def prepare(self, dataset_names: list[str]) -> None:
+        """Fail early, before anything is written, if the model or a dataset cannot be had here."""
+        self.base_model()
+        self.eval_tasks(dataset_names, EvalOptions(True, None))
+
     def training_set(self, train_set: str):
         """The training triplets as a ``datasets.Dataset`` (anchor, positive, negative columns in order)."""
         raise NotImplementedError

@@ -79,7 +79,10 @@ class StudySpec:
         return {**self.fixed, **arm.as_dict()}
 
     def datasets_for(self, profile: str) -> list[str]:
-        return self.datasets.get(profile, [])
+        if profile not in self.datasets:
+            raise SpecError(f"{self.path}: datasets.{profile}: missing; this study names datasets only for "
+                            f"{', '.join(self.datasets)}")
+        return self.datasets[profile]
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the study's results (not its prose)."""

@@ -217,6 +217,9 @@ class PaperProfile(Profile):
                 f"paper profile: cannot load training data {self.train_data!r} (config {self.train_config!r}): "
                 f"{type(err).__name__}; set ABLATE_PAPER_DATA to a local copy with {self.train_config}/*.parquet"
             ) from None
+        if len(full) <= self.held_out_rows:
+            raise ProfileError(f"paper profile: {self.train_data!r} has {len(full)} rows, not more than the "
+                               f"{self.held_out_rows} held out by the official script")
         # Exactly as the official train_st.py: hold out 1,000 rows with seed 12, keep the first 1.25M.
         parts = full.train_test_split(test_size=self.held_out_rows, seed=self.split_seed)
         train = parts["train"]
@@ -255,7 +258,8 @@ class PaperProfile(Profile):
             learning_rate=settings["learning_rate"],
             gradient_accumulation=settings["gradient_accumulation"],
             mini_batch_size=settings["mini_batch_size"],
-            max_seq_length=settings.get("max_seq_length", 8192),
+            # The official script sets no max_seq_length: the checkpoint's own limit applies.
+            max_seq_length=settings.get("max_seq_length"),
             train_examples=n_examples,
             epochs=settings["epochs"],
             warmup_ratio=settings["warmup_ratio"],

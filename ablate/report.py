@@ -111,7 +111,8 @@ def build_report(spec: StudySpec, profile: str, storage, confidence: float = 0.9
     if len(arms) < 2:
         return "\n".join(lines + ["", "Fewer than two arms have complete trials; nothing to compare."])
     baseline = arms[0]
-    datasets = list(dict.fromkeys(spec.datasets_for(profile))) or sorted(long["dataset"].unique().to_list())
+    # Stored names, in evaluation order (a spec entry may be a path; the dataset keeps its own name).
+    datasets = long["dataset"].unique(maintain_order=True).to_list()
 
     run_means = long.group_by("dataset", "config", "seed").agg(pl.col("score").mean())
     macro_runs = run_means.group_by("config", "seed").agg(pl.col("score").mean(), pl.len().alias("k"))
@@ -147,8 +148,9 @@ def build_report(spec: StudySpec, profile: str, storage, confidence: float = 0.9
     bh = dict(zip([key for key, _ in exploratory], stats.adjust([p for _, p in exploratory], method="bh")))
     for index, (other, crossed, query_level, pair, notes) in enumerate(sections):
         lines += ["", f"## {other}  vs  {baseline}", ""]
+        crossed_label = "seeds+queries" if not notes else "FALLBACK query-only, see note"
         header = ["dataset", "queries", "seeds", f"baseline {title}", f"arm {title}", "Δ points",
-                  f"{int(confidence * 100)}% CI (seeds+queries)", "p", "p adj", f"{int(confidence * 100)}% CI "
+                  f"{int(confidence * 100)}% CI ({crossed_label})", "p", "p adj", f"{int(confidence * 100)}% CI "
                   "(queries, seed-avg)", "p paired t", "W/T/L"]
         rows = []
         for dataset in [*datasets, "macro"]:

@@ -25,7 +25,7 @@ class TrainingConfig:
     learning_rate: float
     gradient_accumulation: int = 1
     mini_batch_size: int = 32
-    max_seq_length: int = 64
+    max_seq_length: int | None = 64
     train_examples: int = 8192
     epochs: int = 1
     warmup_ratio: float = 0.05
@@ -60,7 +60,7 @@ def controls(config: TrainingConfig) -> dict[str, float | int]:
 ProgressFn = Callable[[int, int, float], None]  # (step, total_steps, seconds elapsed)
 
 
-def load_encoder(base_model: str | Path, max_seq_length: int):
+def load_encoder(base_model: str | Path, max_seq_length: int | None):
     """A SentenceTransformer (transformer + mean pooling) from a local path or hub id."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,22 +33,51 @@ class TinyShape:
     dropout: float = 0.1
 
 
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
 def _special_tokens() -> list[str]:
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+def wordpiece_vocabulary(texts: list[str], vocab_size: int) -> list[str]:
+    """A WordPiece vocabulary learned from word frequencies in ``texts``, identical on every run.
+
+    ``tokenizers``' own WordPiece trainer breaks frequency ties in hash-map order, which changes from one
+    process to the next, so the same seed would give different tokenizers (and different scores). This
+    learner keeps every character (as a word start and as a ``##`` continuation), then the most frequent
+    words, then the most frequent 2-4 character pieces of the remaining words, ties broken alphabetically.
+    """
+    words = Counter(token for text in texts for token in _WORD.findall(text.lower()))
+    chars = sorted({c for word in words for c in word})
+    vocab = _special_tokens() + chars + [f"##{c}" for c in chars]
+    budget = vocab_size - len(vocab)
+    if budget <= 0:
+        raise ValueError(f"vocab_size {vocab_size} is too small for {len(chars)} characters")
+    ranked = [w for w in sorted(words, key=lambda w: (-words[w], w)) if w not in set(chars)]
+    whole = ranked[: budget * 3 // 4]
+    pieces: Counter = Counter()
+    for word in ranked[len(whole):]:
+        for n in (2, 3, 4):
+            if len(word) > n:
+                pieces[word[:n]] += words[word]
+                for i in range(1, len(word) - n + 1):
+                    pieces[f"##{word[i:i + n]}"] += words[word]
+    taken = set(vocab) | set(whole)
+    extra = [p for p in sorted(pieces, key=lambda p: (-pieces[p], p)) if p not in taken]
+    return vocab + whole + extra[: vocab_size - len(vocab) - len(whole)]
+
+
 def train_wordpiece(texts: list[str], vocab_size: int):
-    """A BERT-style WordPiece tokenizer learned from ``texts`` (deterministic for the same texts)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A BERT-style WordPiece tokenizer whose vocabulary is learned from ``texts`` (deterministically)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    vocab = {token: i for i, token in enumerate(wordpiece_vocabulary(texts, vocab_size))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=_special_tokens(),
-                                        show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
@@ -54,9 +85,25 @@ def train_wordpiece(texts: list[str], vocab_size: int):
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=8192)
 
 
+def content_hash(directory: Path) -> str:
+    """Hash of a saved model's weights and tokenizer: two builds are the same model iff equal."""
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        path = Path(directory) / name
+        if path.is_file():
+            digest.update(name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def built_model_hash(path: Path) -> str:
+    return json.loads((Path(path) / "ready").read_text())["content"]
+
+
 def tiny_modernbert_path(cache_dir: Path, world, seed: int, shape: TinyShape = TinyShape()) -> Path:
     """Path of the tiny base model for ``world``; built (atomically) on first use and reused after."""
-    key = hashlib.sha256(json.dumps({"world": world.revision, "seed": seed, "shape": asdict(shape)},
+    key = hashlib.sha256(json.dumps({"world": world.revision, "seed": seed, "shape": asdict(shape),
+                                     "tokenizer": "frequency-wordpiece-1"},
                                     sort_keys=True).encode()).hexdigest()[:12]
     target = Path(cache_dir) / f"tiny-modernbert-{key}"
     if (target / "ready").is_file():
@@ -89,7 +136,8 @@ def tiny_modernbert_path(cache_dir: Path, world, seed: int, shape: TinyShape = T
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / "ready").write_text(json.dumps({"world": world.revision, "seed": seed, "shape": asdict(shape)}))
+    (staging / "ready").write_text(json.dumps({"world": world.revision, "seed": seed, "shape": asdict(shape),
+                                               "content": content_hash(staging)}))
     try:
         staging.rename(target)
     except OSError:  # another process built the same model first; theirs is identical

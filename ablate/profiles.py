@@ -161,7 +161,10 @@ class MiniProfile(Profile):
                            settings.get("eval_max_seq_length", self.eval_max_seq_length))
 
     def describe(self):
+        from ablate.model import built_model_hash
+
         return {"profile": self.name, "world_revision": self.world.revision, "world_seed": self.world_seed,
+                "base_model_hash": built_model_hash(self.base_model()),
                 "model_seed": self.model_seed, "learning_rate_scale": self.learning_rate_scale,
                 "subset_examples": self.subset_examples, "full_examples": self.full_examples}
 

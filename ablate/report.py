@@ -6,6 +6,7 @@ All statistics come from ``ablate.stats``; this module only selects, arranges an
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from datetime import datetime, timezone
 
 import polars as pl
@@ -112,7 +113,8 @@ def build_report(spec: StudySpec, profile: str, storage, confidence: float = 0.9
         return "\n".join(lines + ["", "Fewer than two arms have complete trials; nothing to compare."])
     baseline = arms[0]
     # Stored names, in evaluation order (a spec entry may be a path; the dataset keeps its own name).
-    datasets = long["dataset"].unique(maintain_order=True).to_list()
+    spec_order = {Path(entry).name: i for i, entry in enumerate(spec.datasets_for(profile))}
+    datasets = sorted(long["dataset"].unique().to_list(), key=lambda name: (spec_order.get(name, len(spec_order)), name))
 
     run_means = long.group_by("dataset", "config", "seed").agg(pl.col("score").mean())
     macro_runs = run_means.group_by("config", "seed").agg(pl.col("score").mean(), pl.len().alias("k"))

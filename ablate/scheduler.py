@@ -215,14 +215,18 @@ class RunSummary:
 
 
 def run_study(spec: StudySpec, profile: Profile, storage, progress: Progress | None = None,
-              max_trials: int | None = None, runner=None) -> RunSummary:
+              max_trials: int | None = None, runner=None, models=None) -> RunSummary:
     """Run every missing or failed cell of ``spec`` in this process; safe to run in parallel with others.
 
     ``runner(spec, cell, profile, progress) -> TrialOutcome`` does one trial; the default trains and
-    evaluates (``ablate.trial.run_trial``).
+    evaluates (``ablate.trial.run_trial``), reusing trained models from ``models`` (a ``ModelStore``).
     """
     if runner is None:
-        from ablate.trial import run_trial as runner
+        from functools import partial
+
+        from ablate.trial import run_trial
+
+        runner = partial(run_trial, models=models)
 
     progress = progress or Progress(quiet=True)
     started = time.perf_counter()
@@ -257,6 +261,7 @@ def run_study(spec: StudySpec, profile: Profile, storage, progress: Progress | N
                 for key, value in (("settings", outcome.settings), ("controls", outcome.controls),
                                    ("timings", outcome.timings),
                                    ("datasets", {s.dataset: s.revision for s in outcome.scores}),
+                                   ("training_key", outcome.training_key), ("trained", outcome.trained),
                                    ("ablate_version", __version__)):
                     trial.set_user_attr(key, value)
                 study.tell(trial, outcome.macro(spec.metric))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.checkpoints import ModelStore, training_key
 from ablate.evaluate import DatasetScores, check_against_mteb, evaluate_tasks
 from ablate.profiles import DEFAULT_SETTINGS, Profile
 from ablate.progress import Progress
@@ -25,6 +26,8 @@ class TrialOutcome:
     settings: dict[str, Any]
     controls: dict[str, Any]
     timings: dict[str, float]
+    training_key: str = ""
+    trained: bool = True
 
     def macro(self, metric: str) -> float:
         """Macro-average of ``metric`` over datasets (each dataset's mean over its queries)."""
@@ -38,7 +41,12 @@ def resolve_settings(spec: StudySpec, cell: Cell) -> dict[str, Any]:
 
 
 def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress | None = None,
-              workdir: Path | None = None) -> TrialOutcome:
+              workdir: Path | None = None, models: ModelStore | None = None) -> TrialOutcome:
+    """Train (or reuse the stored model of the same training run), then evaluate every dataset.
+
+    With a ``models`` store, a cell whose training configuration and seed match a stored model is only
+    evaluated: evaluation-only factors never retrain.
+    """
     from ablate._quiet import quiet_libraries
 
     quiet_libraries()
@@ -47,12 +55,21 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
     started = time.perf_counter()
     triplets = profile.training_set(settings["train_set"])
     config = profile.training_config(settings, len(triplets))
-    scratch = Path(tempfile.mkdtemp(prefix="ablate-trial-", dir=workdir))
-    try:
-        model = train(profile.base_model(), triplets, config, cell.seed, scratch,
-                      progress=lambda done, total, elapsed: progress.step("train", done, total, elapsed))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    key = training_key(profile.describe(), config, cell.seed, settings["train_set"])
+    if models is not None and models.get(key) is not None:
+        progress.line(f"{progress.prefix}reusing trained model {key} (same training configuration and seed)")
+        model = models.load(key)
+        was_trained = False
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="ablate-trial-", dir=workdir))
+        try:
+            model = train(profile.base_model(), triplets, config, cell.seed, scratch,
+                          progress=lambda done, total, elapsed: progress.step("train", done, total, elapsed))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        was_trained = True
+        if models is not None:
+            models.put(key, model, {"cell": cell.key, "study": spec.name})
     trained = time.perf_counter()
     options = profile.eval_options(settings)
     progress.line(f"{progress.prefix}evaluating {len(spec.datasets_for(profile.name))} datasets")
@@ -69,4 +86,6 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
                   "ignore_identical_ids": options.ignore_identical_ids,
                   "eval_max_seq_length": options.max_seq_length},
         timings={"train_s": trained - started, "eval_s": finished - trained, "total_s": finished - started},
+        training_key=key,
+        trained=was_trained,
     )

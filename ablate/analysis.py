@@ -24,7 +24,11 @@ from ablate.spec import StudySpec
 class FactorVerdict:
     factor: str
     statement: str
-    kind: str  # "explains", "equivalent", "undetermined", "no detectable effect"
+    kind: str  # "explains", "equivalent", "undetermined"
+    seeds: int = 0
+    mde_points: float = float("nan")
+    seeds_for_margin: int | None = None
+    margin_points: float = 1.0
 
 
 @dataclass
@@ -150,8 +154,8 @@ def attribute(spec: StudySpec, table: pl.DataFrame, margin_points: float = 1.0, 
         if shapley_error > 1e-9:
             raise AssertionError(f"Shapley values sum to {shapley['estimate'].sum()} but the total gain is "
                                  f"{total['estimate']}")
-        shares = _shares(design, phi_weights, total, bootstrap_b, seed, notes)
-        shapley = shapley.join(shares, on="name", how="left")
+        if len(factors) >= 2:  # with one factor its share is 100% by construction
+            shapley = shapley.join(_shares(design, phi_weights, total, bootstrap_b, seed, notes), on="name", how="left")
         paths = _ablation_paths(design, coded, factors)
 
     levels_frame, pairwise = _multi_level(design, arms, spec, multi_level, notes)
@@ -262,7 +266,8 @@ def _verdicts(design, attribution: Attribution, main_weights, margin_points, met
         if p_adj < 0.05:
             phi = shapley.get(f)
             if phi is not None and phi.get("share") is not None:
-                text = (f"{f} explains {100 * phi['estimate']:+.2f} points of the gain (Shapley; share "
+                text = (f"{f} accounts for {100 * phi['estimate']:+.2f} of the {100 * attribution.total['estimate']:+.2f} "
+                        f"points from baseline to target (Shapley; share "
                         f"{100 * phi['share']:.0f}% [{100 * phi['share_ci_low']:.0f}%, {100 * phi['share_ci_high']:.0f}%]);"
                         f" main effect {100 * row['estimate']:+.2f} points, 95% CI {ci}, Holm p {p_adj:.2g}.")
             else:
@@ -280,6 +285,6 @@ def _verdicts(design, attribution: Attribution, main_weights, margin_points, met
                     f"{100 * row['estimate']:+.2f} points, 95% CI {ci}, Holm p {p_adj:.2g}; minimum detectable "
                     f"effect with {seeds} seeds {100 * mde:.2f} points; {need}.")
             kind = "undetermined"
-        verdicts.append(FactorVerdict(f, text, kind))
+        verdicts.append(FactorVerdict(f, text, kind, seeds, 100 * mde, needed, margin_points))
     return verdicts
 

@@ -110,6 +110,7 @@ class StudyDatabase:
         wanted = [study] if isinstance(study, str) else list(study or [])
         self.study_names = [self.resolve_study(name) for name in wanted] if wanted else list(self.all_study_names)
         self._studies: dict[str, optuna.Study] = {}
+        self._trial_cache: dict[str, list] = {}
 
     def __repr__(self) -> str:
         return f"StudyDatabase({redact(self.url)!r}, studies={self.study_names!r})"
@@ -135,20 +136,21 @@ class StudyDatabase:
         return self._studies[name]
 
     def frozen_trials(self, name: str) -> list[optuna.trial.FrozenTrial]:
-        return self._trial_cache.get(self.resolve_study(name)) or []
-
-    @cached_property
-    def _trial_cache(self) -> dict[str, list]:
-        return {name: self.study(name).get_trials(deepcopy=False) for name in self.study_names}
+        """Every trial of a study, read once (``refresh`` reads again)."""
+        name = self.resolve_study(name)
+        if name not in self._trial_cache:
+            self._trial_cache[name] = self.study(name).get_trials(deepcopy=False)
+        return self._trial_cache[name]
 
     def factors(self, name: str) -> list[str]:
         return list(self.study(name).user_attrs.get("spec", {}).get("factors", {}))
 
     def refresh(self) -> "StudyDatabase":
         """Forget everything read so far; the next use of a view reads the database again."""
-        for key in ("_trial_cache", "_trials_df", "_runs_df", "_wide_df", "_rankings_df", "studies"):
+        for key in ("_trials_df", "_runs_df", "_wide_df", "_rankings_df", "studies"):
             self.__dict__.pop(key, None)
         self._studies.clear()
+        self._trial_cache.clear()
         return self
 
     # -- views --------------------------------------------------------------------------------------
@@ -256,7 +258,7 @@ class StudyDatabase:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 query = select(scores_table.c.trial_id, scores_table.c.dataset, *columns).where(
-                    scores_table.c.trial_id.in_(chunk))
+                    scores_table.c.trial_id.in_(chunk)).order_by(scores_table.c.trial_id, scores_table.c.dataset)
                 yield from conn.execute(query)
 
     @cached_property

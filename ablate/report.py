@@ -131,6 +131,13 @@ def build_report(spec: StudySpec, profile: str, storage, confidence: float = 0.9
         sd = f" ± {100 * values.std():.2f}" if len(values) > 1 else ""
         return f"{100 * values.mean():.2f}{sd}"
 
+    if profile == "paper":
+        lines += reproduction_view(long, arms, datasets)
+    if len(spec.factors) > 1:
+        lines += _cell_means_section(spec, arms, datasets, mean_sd, title)
+        lines += _attribution_section(spec, long, title)
+        return "\n".join(lines)
+
     sections = []
     confirmatory, exploratory = [], []
     for other in arms[1:]:
@@ -184,7 +191,110 @@ def build_report(spec: StudySpec, profile: str, storage, confidence: float = 0.9
         "family); Benjamini-Hochberg across comparisons x datasets (exploratory family). W/T/L: queries where "
         "the arm's seed-averaged score is higher / equal / lower.",
     ]
+    if len(spec.factors[next(iter(spec.factors))]) == 2:
+        lines += _attribution_section(spec, long, title, tables=False)
     return "\n".join(lines)
+
+
+def reproduction_view(long: pl.DataFrame, arms: list[str], datasets: list[str], size: str = "base") -> list[str]:
+    """Datasets as columns, laid out like the reproduction report: published rows, then this study's arms.
+
+    Each arm's cell is its mean over seeds and queries (x100) with a 95% CI from the crossed design, which
+    for a single configuration's mean includes between-query variance.
+    """
+    from ablate.published import citation, values
+
+    paper, repro = values("paper", size), values("reproduction", size)
+    header = ["", *datasets]
+    rows = [[f"paper ({size}, published)", *(f"{paper[d]:.1f}" if d in paper else "-" for d in datasets)],
+            [f"reproduction ({size}, published)", *(f"{repro[d]:.2f}" if d in repro else "-" for d in datasets)]]
+    for arm in arms:
+        cells = []
+        for d in datasets:
+            subset = long.filter((pl.col("dataset") == d) & (pl.col("config") == arm))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = stats.contrast(subset, {arm: 1.0})
+            cells.append(f"{100 * r.estimate:.2f} [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}]")
+        rows.append([arm, *cells])
+    return ["", "## Reproduction view (NDCG@10 x100; this study: mean [95% CI])", "", _table(header, rows), "",
+            f"Sources: paper: {citation('paper')}; reproduction: {citation('reproduction')}."]
+
+
+def _cell_means_section(spec, arms, datasets, mean_sd, title) -> list[str]:
+    header = ["arm", *datasets, "macro"]
+    rows = [[arm, *(mean_sd(d, arm) for d in datasets), mean_sd("macro", arm)] for arm in arms]
+    return ["", f"## Cell means ({title} x100, mean ± SD over seeds)", "", _table(header, rows)]
+
+
+def _ci(row, lo="ci_low", hi="ci_high") -> str:
+    return f"[{100 * row[lo]:+.2f}, {100 * row[hi]:+.2f}]"
+
+
+def _attribution_section(spec, long, title, tables: bool = True) -> list[str]:
+    from ablate.analysis import attribute
+
+    result = attribute(spec, long, metric_title=title)
+    out: list[str] = []
+    if tables and result.total is not None:
+        t = result.total
+        out += ["", "## Attribution of the gain", "",
+                f"Total gain from `{result.baseline}` to `{result.target}`: {100 * t['estimate']:+.2f} points, "
+                f"95% CI {_ci(t)}, p {_p(t['p_value'])} (crossed seeds x queries, macro-average). Shapley values sum "
+                f"to the total to {result.shapley_sum_error:.1e}.", ""]
+        shap = {r["name"]: r for r in result.shapley.iter_rows(named=True)}
+        header = ["factor", "main effect", "95% CI", "p (Holm)", "Shapley φ", "95% CI", "p (Holm)",
+                  "share of gain", "share 95% CI (bootstrap)"]
+        rows = []
+        for r in result.main_effects.iter_rows(named=True):
+            phi = shap.get(r["name"], {})
+            share = phi.get("share")
+            rows.append([r["name"], _pts(r["estimate"]), _ci(r), _p(r["p_holm"]),
+                         _pts(phi["estimate"]) if phi else "-", _ci(phi) if phi else "-",
+                         _p(phi.get("p_holm")) if phi else "-",
+                         f"{100 * share:.0f}%" if share is not None else "not shown",
+                         f"[{100 * phi['share_ci_low']:.0f}%, {100 * phi['share_ci_high']:.0f}%]"
+                         if share is not None else "-"])
+        out.append(_table(header, rows))
+        if not result.interactions.is_empty():
+            out += ["", "### Interactions (difference of differences, points; Holm within the family)", ""]
+            rows = [[r["name"], _pts(r["estimate"]), _ci(r), _p(r["p_value"]), _p(r["p_holm"])]
+                    for r in result.interactions.iter_rows(named=True)]
+            out.append(_table(["interaction", "estimate", "95% CI", "p", "p (Holm)"], rows))
+        if not result.paths.is_empty():
+            out += ["", "### Ablation paths (contribution of each step, points, on cell means)", ""]
+            rows = []
+            for (direction, order), group in result.paths.group_by("direction", "order", maintain_order=True):
+                steps = ", ".join(f"{r['factor']} {_pts(r['contribution'])}" for r in group.iter_rows(named=True))
+                rows.append([direction, order, steps])
+            out.append(_table(["direction", "order", "steps"], rows))
+        if not result.per_dataset.is_empty():
+            out += ["", "### Main effects per dataset (exploratory; Benjamini-Hochberg over factors x datasets)", ""]
+            rows = [[r["name"], r["dataset"], _pts(r["estimate"]), _ci(r), _p(r["p_value"]), _p(r["p_bh"])]
+                    for r in result.per_dataset.iter_rows(named=True)]
+            out.append(_table(["factor", "dataset", "effect", "95% CI", "p", "p (BH)"], rows))
+    if tables and not result.levels.is_empty():
+        out += ["", "## Multi-level factors", "", "Marginal means (x100) with 95% CI:", ""]
+        rows = [[r["factor"], r["level"], f"{100 * r['mean']:.2f}", _ci(r)] for r in result.levels.iter_rows(named=True)]
+        out.append(_table(["factor", "level", "mean", "95% CI"], rows))
+        out += ["", "Pairwise contrasts (points; Holm within each factor):", ""]
+        rows = [[r["name"], _pts(r["estimate"]), _ci(r), _p(r["p_value"]), _p(r["p_holm"])]
+                for r in result.pairwise.iter_rows(named=True)]
+        out.append(_table(["contrast", "estimate", "95% CI", "p", "p (Holm)"], rows))
+    if result.verdicts:
+        out += ["", "## Conclusions", ""]
+        out += [f"- {v.statement}" for v in result.verdicts]
+        margin = result.verdicts[0].margin_points
+        out += ["", f"Power of the crossed test (80% power, two-sided alpha 0.05, variance components from this study):",
+                ""]
+        rows = [[v.factor, str(v.seeds), f"{v.mde_points:.2f}",
+                 str(v.seeds_for_margin) if v.seeds_for_margin else "not reachable by seeds alone"]
+                for v in result.verdicts]
+        out.append(_table(["factor", "seeds per cell", "minimum detectable effect (points)",
+                           f"seeds per cell for {margin:g} point"], rows))
+    for note in result.notes:
+        out.append(f"\nNote: {note}")
+    return out
 
 
 def _wins(frame: pl.DataFrame, baseline: str, other: str) -> str:

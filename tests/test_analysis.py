@@ -155,3 +155,16 @@ def test_multi_level_factor_gets_level_means_and_pairwise_contrasts():
     mains = dict(zip(result.main_effects["name"], result.main_effects["estimate"]))
     assert mains["per_device_batch"] == pytest.approx(0.01, abs=1e-12)
 
+
+
+def test_reproduction_view_lays_out_published_numbers_and_arms():
+    from ablate.published import values
+    from ablate.report import reproduction_view
+
+    spec = _spec(1)
+    long = _table(spec, lambda c: 0.3 + 0.05 * c[0]).with_columns(
+        pl.col("dataset").replace({"a": "ArguAna", "b": "SciFact"}))
+    text = "\n".join(reproduction_view(long, [a.label for a in spec.arms()], ["ArguAna", "SciFact"]))
+    assert "| paper (base, published)" in text and "35.7" in text and "46.38" in text  # ArguAna, Table 7 / card
+    assert "per_device_batch=512" in text and "Sources: paper: Warner et al." in text
+    assert values("reproduction", "large")["MLDR"] == 38.99

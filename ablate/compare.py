@@ -65,9 +65,14 @@ def query_texts(db: StudyDatabase, study: str, dataset: str, revision: str) -> t
                 return local.queries, ""
     if profile.get("profile") == "mini":
         from ablate.profiles import MiniProfile
+        from ablate.world import WorldSize, generate
 
-        options = {k: profile[k] for k in ("world_seed", "subset_examples") if k in profile}
-        world_set = MiniProfile(**options).world.datasets.get(dataset)
+        # The evaluation sets do not depend on the number of training triplets, so a world without
+        # them (a fraction of a second) usually has the same revision; else build the recorded one.
+        world_set = generate(profile.get("world_seed", 0), WorldSize(train_triplets=1)).datasets.get(dataset)
+        if world_set is None or world_set.revision != revision:
+            options = {k: profile[k] for k in ("world_seed", "subset_examples") if k in profile}
+            world_set = MiniProfile(**options).world.datasets.get(dataset)
         if world_set is not None and world_set.revision == revision:
             return world_set.queries, ""
         if world_set is not None:
@@ -130,10 +135,10 @@ def format_comparison(c: Comparison) -> str:
              f"{c.metric}, differences are B - A in points (x100); B = trial {c.trial_b[0]}, A = trial {c.trial_a[0]}"]
     for d in c.datasets:
         r = d.result
-        p = f"{r.p_value:.2g}" if r.p_value >= 1e-4 else "<1e-4"
+        p = f"={r.p_value:.2g}" if r.p_value >= 1e-4 else "<1e-4"
         lines += ["", f"{d.dataset} ({r.n} queries): A {100 * d.mean_a:.2f}, B {100 * d.mean_b:.2f}, "
                       f"diff {100 * r.estimate:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}] "
-                      f"({r.confidence:.0%} CI), paired {r.test} p={p}; B wins/ties/losses {r.wins}/{r.ties}/{r.losses}"]
+                      f"({r.confidence:.0%} CI), paired {r.test} p{p}; B wins/ties/losses {r.wins}/{r.ties}/{r.losses}"]
         if d.unmatched:
             lines.append(f"  note: {d.unmatched} queries scored by only one trial are left out")
         lines.append("  largest differences (B - A, points; query text):")

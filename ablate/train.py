@@ -7,6 +7,7 @@ data order and dropout. ``controls`` records the quantities that "batch size" co
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -84,10 +85,16 @@ def train(
     seed: int,
     output_dir: Path,
     progress: ProgressFn | None = None,
+    checkpoint_every: int = 0,
 ):
     """Fine-tune ``base_model`` on ``triplets`` (a ``datasets.Dataset`` with anchor/positive/negative).
 
-    Returns the trained SentenceTransformer. ``output_dir`` holds the trainer's scratch files.
+    Returns the trained SentenceTransformer. ``output_dir`` holds the trainer's scratch files. With
+    ``checkpoint_every`` > 0 it also keeps the latest checkpoint (every that many optimizer steps, only the
+    last one, so disk stays bounded), and a call whose ``output_dir`` already holds a readable checkpoint
+    resumes from it: the trainer restores weights, optimizer, scheduler, RNG states and the position in the
+    data order, so a resumed run ends with the same model as an uninterrupted one. The caller removes
+    ``output_dir`` once the model is safe; until then it is what a retried trial resumes from.
     """
     import torch
     import transformers
@@ -114,7 +121,9 @@ def train(
         seed=seed,
         data_seed=seed,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        save_strategy="no",
+        save_strategy="steps" if checkpoint_every else "no",
+        save_steps=checkpoint_every or 500,
+        save_total_limit=1,
         logging_steps=10,
         report_to="none",
         disable_tqdm=True,
@@ -128,9 +137,30 @@ def train(
         # The console printer and model-card widgets only add noise and hub look-ups to a trial.
         if type(callback).__name__ in ("PrinterCallback", "ProgressCallback") or "ModelCard" in type(callback).__name__:
             trainer.remove_callback(callback)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=latest_checkpoint(output_dir) if checkpoint_every else None)
     model.ablate_log_history = list(trainer.state.log_history)
     return model
+
+
+def latest_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint under ``output_dir``, or None.
+
+    The trainer writes ``trainer_state.json`` last, so a checkpoint cut short by a killed worker has none
+    (or a truncated one) and is skipped in favour of the one before it.
+    """
+    candidates = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and _readable_state(path / "trainer_state.json"):
+            candidates.append((int(step), str(path)))
+    return max(candidates)[1] if candidates else None
+
+
+def _readable_state(path: Path) -> bool:
+    try:
+        return "global_step" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 class _ProgressCallback:

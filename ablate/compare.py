@@ -106,9 +106,8 @@ def compare_trials(db: StudyDatabase, study: str, a: int | str, b: int | str, da
     out = Comparison(study=name, metric=metric, test=test, trial_a=(trial_a.number, _label(trial_a)),
                      trial_b=(trial_b.number, _label(trial_b)))
     for ds in [dataset] if dataset else shared:
-        pick = lambda t: wide.filter((pl.col("trial_id") == t._trial_id) & (pl.col("dataset") == ds)).select(  # noqa: E731
-            "query_id", pl.col(metric))
-        left, right = pick(trial_a), pick(trial_b)
+        left, right = (wide.filter((pl.col("trial_id") == t._trial_id) & (pl.col("dataset") == ds))
+                       .select("query_id", metric) for t in (trial_a, trial_b))
         both = left.join(right, on="query_id", suffix="_b").rename({metric: "a", f"{metric}_b": "b"}).sort("query_id")
         result = paired(both["a"].to_numpy(), both["b"].to_numpy(), test=test)
         largest = (both.with_columns((pl.col("b") - pl.col("a")).alias("diff"))

@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import numpy as np
 import polars as pl
 
 from ablate.beir import RetrievalDataset
@@ -113,18 +112,10 @@ def _local_task(dataset: RetrievalDataset, ignore_identical_ids: bool):
                                                  "relevant_docs": dataset.qrels, "top_ranked": None}}}
             self.data_loaded = True
 
-    task = LocalRetrieval(metadata=metadata) if _accepts_metadata(LocalRetrieval) else None
-    if task is None:
-        LocalRetrieval.metadata = metadata
-        task = LocalRetrieval()
+    LocalRetrieval.metadata = metadata  # mteb reads task metadata from the class, as its own tasks declare it
+    task = LocalRetrieval()
     task.ignore_identical_ids = ignore_identical_ids
     return task
-
-
-def _accepts_metadata(cls) -> bool:
-    import inspect
-
-    return "metadata" in inspect.signature(cls.__init__).parameters
 
 
 def hub_task(name: str, ignore_identical_ids: bool | None = None, languages: list[str] | None = None):
@@ -189,5 +180,3 @@ def check_against_mteb(scores: DatasetScores, tolerance: float = 1e-9) -> None:
             raise RuntimeError(f"{scores.dataset}: per-query mean {metric}={got:.6f} differs from mteb's "
                                f"aggregate {expected:.6f}; refusing to store inconsistent scores")
 
-
-_ = np  # numpy is used by callers through polars; keep import for type clarity

@@ -160,12 +160,9 @@ def export_study(db: StudyDatabase, study: str, out: str | os.PathLike, trials: 
     try:
         written = []
         if "trec" in formats:
-            rankings = db.rankings.filter(pl.col("trial_id").is_in(ids) & pl.col("dataset").is_in(names)) \
-                .select("trial_id", "dataset", "query_id", "doc_id", "score").collect()
             for row in runs.iter_rows(named=True):
                 trial = by_id[row["trial_id"]]
-                lines = ranked_lines(rankings.lazy().filter((pl.col("trial_id") == row["trial_id"])
-                                                            & (pl.col("dataset") == row["dataset"])),
+                lines = ranked_lines(db.ranked(row["trial_id"], row["dataset"]).lazy(),
                                      tag=f"{name}.trial{trial.number}")
                 path = scratch / "runs" / f"trial-{trial.number}.{row['dataset']}.trec"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +185,8 @@ def export_study(db: StudyDatabase, study: str, out: str | os.PathLike, trials: 
                 revision = config_hash(trial.user_attrs.get("settings")) or "no_revision_available"
                 folder = scratch / "mteb" / model / revision
                 folder.mkdir(parents=True, exist_ok=True)
-                meta = {"name": model.replace("__", "/", 1), "revision": revision, "framework": ["Sentence Transformers"],
+                meta = {"name": model.replace("__", "/", 1), "revision": revision,
+                        "framework": ["Sentence Transformers"],
                         "ablate": {"study": name, "trial": trial.number, "arm": trial.user_attrs.get("arm"),
                                    "seed": trial.user_attrs.get("seed"), "settings": trial.user_attrs.get("settings")}}
                 (folder / "model_meta.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -283,17 +283,21 @@ class StudyDatabase:
 
     @cached_property
     def _rankings_df(self) -> pl.DataFrame:
-        frames = []
-        for row in self._blob_rows(scores_table.c.ranked):
-            ranked = pl.read_parquet(io.BytesIO(row.ranked))
-            frames.append(ranked.with_columns(
-                pl.lit(row.trial_id, pl.Int64).alias("trial_id"), pl.lit(row.dataset).alias("dataset"),
-                pl.int_ranges(1, pl.col("doc_ids").list.len() + 1).alias("rank"))
-                .explode("rank", "doc_ids", "scores").drop_nulls("doc_ids")
-                .rename({"doc_ids": "doc_id", "scores": "score"}))
-        if not frames:
-            return pl.DataFrame(schema=_RANK_SCHEMA)
-        return pl.concat(frames).select(list(_RANK_SCHEMA)).cast(_RANK_SCHEMA)
+        frames = [_explode_ranked(row.ranked, row.trial_id, row.dataset)
+                  for row in self._blob_rows(scores_table.c.ranked)]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=_RANK_SCHEMA)
+
+    def ranked(self, trial_id: int, dataset: str) -> pl.DataFrame:
+        """One stored ranking (trial_id, dataset, query_id, rank, doc_id, score) without building ``rankings``.
+
+        Exports read runs one at a time this way, so a large study never sits in memory at once.
+        """
+        with self.storage.engine.connect() as conn:
+            blob = conn.execute(select(scores_table.c.ranked).where(
+                (scores_table.c.trial_id == trial_id) & (scores_table.c.dataset == dataset))).scalar()
+        if blob is None:
+            raise QueryError(f"no stored ranking for trial_id {trial_id} on {dataset!r}")
+        return _explode_ranked(blob, trial_id, dataset)
 
     # -- lookups used by status, export and compare -------------------------------------------------
 
@@ -310,6 +314,15 @@ class StudyDatabase:
         numbers = [t.number for t in self.frozen_trials(name)]
         shown = f"{min(numbers)}..{max(numbers)}" if numbers else "none"
         raise QueryError(f"no trial {wanted} in study {name!r}; trial numbers: {shown}")
+
+
+def _explode_ranked(blob: bytes, trial_id: int, dataset: str) -> pl.DataFrame:
+    """A stored top-k blob (one row per query with lists) as one row per (query, rank)."""
+    ranked = pl.read_parquet(io.BytesIO(blob))
+    return (ranked.with_columns(pl.lit(trial_id, pl.Int64).alias("trial_id"), pl.lit(dataset).alias("dataset"),
+                                pl.int_ranges(1, pl.col("doc_ids").list.len() + 1).alias("rank"))
+            .explode("rank", "doc_ids", "scores").drop_nulls("doc_ids")
+            .rename({"doc_ids": "doc_id", "scores": "score"}).select(list(_RANK_SCHEMA)).cast(_RANK_SCHEMA))
 
 
 def _dataset_names(spec: dict, profile: str | None) -> list[str]:

@@ -30,7 +30,8 @@ def test_views_hold_every_trial_and_query(results_db):
     scores = db.scores.collect()  # long: one row per trial x dataset x query x metric
     assert scores.height == 4 * (400 + 400) * 3
     assert set(scores["metric"]) == {"ndcg_at_10", "mrr_at_10", "recall_at_100"}
-    assert {"study", "trial_id", "arm", "seed", "per_device_batch", "dataset", "query_id", "value"} <= set(scores.columns)
+    expected = {"study", "trial_id", "arm", "seed", "per_device_batch", "dataset", "query_id", "metric", "value"}
+    assert expected <= set(scores.columns)
 
     # The same numbers as the stored blobs, read the old way.
     stored = load_scores(db.storage.engine, trials["trial_id"].to_list())

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 
 def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for module in ("mteb", "sentence_transformers", "transformers", "datasets", "torch"):
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
@@ -24,16 +27,10 @@ def quiet_libraries() -> None:
         pass
     for name in ("mteb", "sentence_transformers", "transformers", "datasets", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-    except Exception:
-        pass
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except Exception:
-        pass
+    # Only libraries already imported are silenced here: importing them just to quiet them would add
+    # seconds to every command (run_trial calls this again once training has imported them).
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.set_verbosity_error()
+        sys.modules["transformers"].logging.disable_progress_bar()

@@ -178,5 +178,9 @@ def data_check(directory):
                f"{sum(len(r) for r in ds.qrels.values())} qrels")
 
 
+from ablate.cli_results import register as _register_results  # noqa: E402
+
+_register_results(main)
+
 if __name__ == "__main__":
     main()

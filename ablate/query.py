@@ -6,7 +6,8 @@ a few flat views and answers SQL over them with polars:
 ==============  =========================================================================================
 ``studies``     one row per study: name, spec, profile, metric, question, trials by state
 ``trials``      one row per trial: study, trial_id, number, state, cell, arm, seed, every factor level,
-                ``control_*``, ``time_*`` and ``setting_*`` columns, duration, config hash, worker, error
+                ``control_*``, ``time_*`` and ``setting_*`` columns, duration, config hash, worker, error,
+                and any other scalar attribute the scheduler records (e.g. a failure kind)
 ``runs``        one row per COMPLETE trial x dataset: revision, query count, mteb's aggregate metrics
 ``scores``      one row per COMPLETE trial x dataset x query x metric (long): ``metric``, ``value``
 ``scores_wide`` the same with one column per metric (``ndcg_at_10``, ``mrr_at_10``, ``recall_at_100``)
@@ -79,6 +80,8 @@ _TRIAL_SCHEMA = {"study": pl.String, "trial_id": pl.Int64, "number": pl.Int64, "
                  "started": pl.Datetime("us"), "completed": pl.Datetime("us"), "duration_s": pl.Float64,
                  "config_hash": pl.String, "worker": pl.String, "error": pl.String, "discarded": pl.String,
                  "ablate_version": pl.String}
+# Trial attributes the trials view spreads into columns of their own (or leaves out: the traceback).
+_STRUCTURED_ATTRS = {"cell", "controls", "timings", "settings", "datasets", "traceback"}
 _STUDY_SCHEMA = {"study": pl.String, "spec": pl.String, "profile": pl.String, "metric": pl.String,
                  "question": pl.String, "factors": pl.String, "datasets": pl.String, "seeds": pl.String,
                  "trials": pl.Int64, "complete": pl.Int64, "running": pl.Int64, "waiting": pl.Int64,
@@ -246,6 +249,9 @@ class StudyDatabase:
                        "error": attrs.get("error"), "discarded": attrs.get("discarded"),
                        "ablate_version": attrs.get("ablate_version")}
                 row.update({f: cell.get(f) for f in factors})
+                # Any other scalar attribute the scheduler records (e.g. failure kind, reused model key).
+                row.update({_sql_name(k): v for k, v in attrs.items() if k not in _STRUCTURED_ATTRS
+                            and _sql_name(k) not in row and isinstance(v, (str, int, float, bool))})
                 for prefix, key in (("control", "controls"), ("time", "timings"), ("setting", "settings")):
                     row.update({_sql_name(f"{prefix}_{k}"): v for k, v in (attrs.get(key) or {}).items()})
                 rows.append(row)

@@ -92,7 +92,9 @@ def study_status(db: StudyDatabase, name: str, now: datetime | None = None) -> S
         elif TrialState.WAITING not in states and attempts and attempts[-1].state == TrialState.FAIL:
             status.failed += 1
             last = attempts[-1]
-            status.errors.append((_cell_label(key), last.number, last.user_attrs.get("error") or "no error recorded"))
+            error = last.user_attrs.get("error") or "no error recorded"
+            kind = last.user_attrs.get("failure")  # recorded by newer schedulers: error, config, lost, ...
+            status.errors.append((_cell_label(key), last.number, f"[{kind}] {error}" if kind else error))
         else:
             status.waiting += 1
     if status.mean_trial_s is not None and status.running + status.waiting:

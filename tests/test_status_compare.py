@@ -20,11 +20,13 @@ from results_fixture import cli, copy_study_with_scores, results_db  # noqa: F40
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
 
 
-def _trial(number, state, cell, seconds=None, error=None, started=T0):
+def _trial(number, state, cell, seconds=None, error=None, started=T0, failure=None):
     attrs = {"cell": json.dumps(cell, sort_keys=True), "arm": f"per_device_batch={cell['per_device_batch']}",
              "seed": cell["seed"]}
     if error:
         attrs["error"] = error
+    if failure:
+        attrs["failure"] = failure
     return FrozenTrial(
         number=number, trial_id=number, state=state, value=0.5 if state == TrialState.COMPLETE else None, values=None,
         datetime_start=None if state == TrialState.WAITING else started,
@@ -49,7 +51,8 @@ def busy_study(tmp_path):
         _trial(1, TrialState.FAIL, {"per_device_batch": 8, "seed": 1}, seconds=5, error="OSError: disk full"),
         _trial(2, TrialState.COMPLETE, {"per_device_batch": 8, "seed": 1}, seconds=300),
         _trial(3, TrialState.FAIL, {"per_device_batch": 32, "seed": 0}, seconds=5, error="RuntimeError: first"),
-        _trial(4, TrialState.FAIL, {"per_device_batch": 32, "seed": 0}, seconds=5, error="RuntimeError: boom"),
+        _trial(4, TrialState.FAIL, {"per_device_batch": 32, "seed": 0}, seconds=5, error="RuntimeError: boom",
+               failure="config"),
         _trial(5, TrialState.RUNNING, {"per_device_batch": 32, "seed": 1}, started=T0 + dt.timedelta(seconds=1000)),
         _trial(6, TrialState.WAITING, {"per_device_batch": 8, "seed": 2}),
     ):  # cell (32, seed 2) was never enqueued: it waits for the next `ablate run`
@@ -63,15 +66,19 @@ def test_status_counts_errors_and_eta(busy_study):
     assert status.mean_trial_s == pytest.approx(200)
     # 2 waiting x 200 s + the running trial's remaining 150 s, on the one worker running now
     assert status.eta_s == pytest.approx(550)
-    assert status.errors == [("per_device_batch=32, seed=0", 4, "RuntimeError: boom")]  # the last error only
+    # the last error only, with the failure kind a newer scheduler records
+    assert status.errors == [("per_device_batch=32, seed=0", 4, "[config] RuntimeError: boom")]
+    trials = open_database(busy_study).trials.collect()
+    assert trials.filter(pl.col("number") == 4)["failure"].to_list() == ["config"]
 
 
+@pytest.mark.slow
 def test_status_cli(busy_study, results_db):
     busy = cli("status", "--storage", busy_study)
     assert busy.exit_code == 0, busy.stderr
     lines = busy.stdout.strip().splitlines()
     assert lines[0].startswith("busy@mini: 6 cells: 2 complete, 1 running, 1 failed, 2 waiting; mean trial 3m20s; ETA ")
-    assert lines[1] == "  failed: per_device_batch=32, seed=0 (trial 4): RuntimeError: boom"
+    assert lines[1] == "  failed: per_device_batch=32, seed=0 (trial 4): [config] RuntimeError: boom"
     done = cli("status", "tiny", "--storage", results_db.url)
     assert done.exit_code == 0
     assert re.match(r"tiny@mini: 4 cells: 4 complete, 0 running, 0 failed, 0 waiting; mean trial \d+s; "

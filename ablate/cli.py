@@ -16,6 +16,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from ablate.beir import DatasetError  # noqa: E402
+from ablate.cli_worker import make_runner, scheduling_options  # noqa: E402
 from ablate.profiles import PROFILES, ProfileError, get_profile  # noqa: E402
 from ablate.scheduler import StudyMismatch  # noqa: E402
 from ablate.spec import SpecError, find_spec, list_specs  # noqa: E402
@@ -101,7 +102,9 @@ def studies_show(name):
 @click.option("--checkpoint-budget-gb", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Disk budget of the checkpoint store; least recently used models are removed beyond it.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run(study, profile_name, profile_options, storage_url, max_trials, checkpoints, checkpoint_budget_gb, quiet):
+@scheduling_options
+def run(study, profile_name, profile_options, storage_url, max_trials, checkpoints, checkpoint_budget_gb, quiet,
+        heartbeat_interval, grace_period, max_retries, retry_failed, resume_dir, checkpoint_every):
     """Run every missing or failed cell of STUDY (a name in studies/ or a .toml path)."""
     from ablate.progress import Progress, duration
     from ablate.scheduler import run_study
@@ -112,17 +115,19 @@ def run(study, profile_name, profile_options, storage_url, max_trials, checkpoin
     progress.line(f"preparing the {profile.name} profile (model and datasets)")
     profile.prepare(spec.datasets_for(profile.name))
     url = resolve_url(storage_url)
-    storage = open_storage(url)
+    storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     progress.line(f"study {spec.name} ({profile.name} profile) in {redact(url)}: {len(spec.cells())} cells")
     from ablate.checkpoints import ModelStore
 
     store = ModelStore(checkpoints or Path(os.environ.get("ABLATE_CHECKPOINTS", ".ablate/trained")),
                        budget_bytes=int(checkpoint_budget_gb * 1024**3))
-    summary = run_study(spec, profile, storage, progress, max_trials=max_trials, models=store)
+    summary = run_study(spec, profile, storage, progress, max_trials=max_trials,
+                        runner=make_runner(store, resume_dir, checkpoint_every), max_retries=max_retries,
+                        retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
     click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
                f"{summary.already_complete} were already complete; {len(summary.failed)} failed")
     for label, message in summary.failed:
-        click.echo(f"  failed: {label}: {message}")
+        click.echo(f"  failed: {label}: {message} (retry with --retry-failed)")
     if summary.failed:
         sys.exit(1)
 
@@ -179,8 +184,10 @@ def data_check(directory):
 
 
 from ablate.cli_results import register as _register_results  # noqa: E402
+from ablate.cli_worker import register as register_worker  # noqa: E402
 
 _register_results(main)
+register_worker(main)
 
 if __name__ == "__main__":
     main()

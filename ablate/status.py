@@ -35,7 +35,7 @@ class StudyStatus:
     def lines(self) -> list[str]:
         mean = f"mean trial {duration(self.mean_trial_s)}" if self.mean_trial_s is not None else "no trial finished yet"
         if self.running + self.waiting == 0:
-            eta = "nothing left to run" if not self.failed else "failed cells rerun with `ablate run`"
+            eta = "nothing left to run" if not self.failed else "failed cells rerun with `ablate run --retry-failed`"
         elif self.eta_s is None:
             eta = "ETA unknown until a trial finishes"
         else:

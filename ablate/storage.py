@@ -57,8 +57,13 @@ def open_storage(url: str | None = None, heartbeat_interval: int = 20, grace_per
                  create: bool = True) -> optuna.storages.RDBStorage:
     """Open (creating tables if needed) the RDB storage at ``url``.
 
-    Heartbeats let another worker notice a trial whose process died and return its cell to the queue.
+    Heartbeats let another worker notice a trial whose process died and return its cell to the queue: a
+    running trial records one every ``heartbeat_interval`` seconds, and one silent for ``grace_period``
+    seconds is failed. The grace period must outlast a few missed beats (a busy database, a long pause).
     """
+    if not 0 < heartbeat_interval < grace_period:
+        raise StorageError(f"heartbeat interval {heartbeat_interval}s and grace period {grace_period}s: the grace "
+                           "period must be longer than the interval (e.g. 20s and 90s), or live trials are failed")
     url = resolve_url(url)
     try:
         parsed = make_url(url)

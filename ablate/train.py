@@ -7,6 +7,7 @@ data order and dropout. ``controls`` records the quantities that "batch size" co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -139,6 +140,17 @@ def train(
     trainer.train(resume_from_checkpoint=latest_checkpoint(output_dir) if checkpoint_every else None)
     model.ablate_log_history = list(trainer.state.log_history)
     return model
+
+
+def checkpoint_dir(root: str | os.PathLike, study: str, cell_key: str, training_key: str) -> Path:
+    """Where one cell's training checkpoints live under ``root`` (a directory all workers can read).
+
+    Keyed by study and cell as well as the training run: two cells that share a training run (they differ
+    only in evaluation settings) may train at the same moment on two workers and must not write into one
+    directory, while a retried cell finds its own checkpoint wherever it runs.
+    """
+    digest = hashlib.sha256(json.dumps([study, cell_key, training_key]).encode()).hexdigest()[:24]
+    return Path(root) / digest
 
 
 def latest_checkpoint(output_dir: Path) -> str | None:

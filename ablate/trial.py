@@ -17,7 +17,7 @@ from ablate.evaluate import DatasetScores, check_against_mteb, evaluate_tasks
 from ablate.profiles import DEFAULT_SETTINGS, Profile
 from ablate.progress import Progress
 from ablate.spec import Cell, StudySpec
-from ablate.train import controls, train
+from ablate.train import checkpoint_dir, controls, latest_checkpoint, train
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,14 @@ def resolve_settings(spec: StudySpec, cell: Cell) -> dict[str, Any]:
 
 
 def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress | None = None,
-              workdir: Path | None = None, models: ModelStore | None = None) -> TrialOutcome:
+              workdir: Path | None = None, models: ModelStore | None = None,
+              resume_root: Path | None = None, checkpoint_every: int = 0) -> TrialOutcome:
     """Train (or reuse the stored model of the same training run), then evaluate every dataset.
 
     With a ``models`` store, a cell whose training configuration and seed match a stored model is only
-    evaluated: evaluation-only factors never retrain.
+    evaluated: evaluation-only factors never retrain. With ``resume_root`` and ``checkpoint_every``,
+    training keeps its latest checkpoint under ``resume_root`` until the model is trained, and a retried
+    cell resumes from it (on any worker that can read ``resume_root``).
     """
     from ablate._quiet import quiet_libraries
 
@@ -61,15 +64,25 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
         model = models.load(key)
         was_trained = False
     else:
-        scratch = Path(tempfile.mkdtemp(prefix="ablate-trial-", dir=workdir))
+        resumable = resume_root is not None and checkpoint_every > 0
+        if resumable:
+            scratch = checkpoint_dir(resume_root, f"{spec.name}@{profile.name}", cell.key, key)
+            if (latest := latest_checkpoint(scratch)) is not None:
+                progress.line(f"{progress.prefix}resuming training from {Path(latest).name}")
+        else:
+            scratch = Path(tempfile.mkdtemp(prefix="ablate-trial-", dir=workdir))
         try:
             model = train(profile.base_model(), triplets, config, cell.seed, scratch,
-                          progress=lambda done, total, elapsed: progress.step("train", done, total, elapsed))
+                          progress=lambda done, total, elapsed: progress.step("train", done, total, elapsed),
+                          checkpoint_every=checkpoint_every if resumable else 0)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            if not resumable:  # a resumable run keeps its checkpoint until the model is safe
+                shutil.rmtree(scratch, ignore_errors=True)
         was_trained = True
         if models is not None:
             models.put(key, model, {"cell": cell.key, "study": spec.name})
+        if resumable:
+            shutil.rmtree(scratch, ignore_errors=True)
     trained = time.perf_counter()
     options = profile.eval_options(settings)
     progress.line(f"{progress.prefix}evaluating {len(spec.datasets_for(profile.name))} datasets")

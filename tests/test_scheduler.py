@@ -45,7 +45,7 @@ def test_every_cell_runs_once_and_rerun_runs_nothing(tmp_path):
     assert sum(_starts(log).values()) == 4
 
 
-def test_failed_cell_is_recorded_and_retried_on_next_run(tmp_path):
+def test_failed_cell_is_retried_then_reported_and_rerun_on_request(tmp_path):
     spec = _spec(tmp_path)
     url = f"sqlite:///{tmp_path / 'a.db'}"
     log = tmp_path / "log"
@@ -56,13 +56,17 @@ def test_failed_cell_is_recorded_and_retried_on_next_run(tmp_path):
             raise RuntimeError("disk full")
         return good(spec_, cell, profile, progress)
 
-    first = run_study(spec, _StubProfile(), open_storage(url), runner=flaky)
-    assert first.ran == 3 and len(first.failed) == 1 and "disk full" in first.failed[0][1]
+    first = run_study(spec, _StubProfile(), open_storage(url), runner=flaky, max_retries=1)
+    assert first.ran == 3 and first.attempts_failed == 2  # the first try and one retry
+    assert first.failed == [("per_device_batch=32, seed=1", "RuntimeError: disk full")]
     study = optuna.load_study(study_name="tiny@mini", storage=url)
     failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].user_attrs["error"] == "RuntimeError: disk full"
-    second = run_study(spec, _StubProfile(), open_storage(url), runner=good)
-    assert second.ran == 1 and not second.failed
+    assert len(failed) == 2 and {t.user_attrs["error"] for t in failed} == {"RuntimeError: disk full"}
+    assert all("disk full" in t.user_attrs["traceback"] and t.user_attrs["failure"] == "error" for t in failed)
+    again = run_study(spec, _StubProfile(), open_storage(url), runner=good, max_retries=1)
+    assert again.ran == 0 and again.failed == first.failed  # given up: not retried until asked
+    asked = run_study(spec, _StubProfile(), open_storage(url), runner=good, max_retries=1, retry_failed=True)
+    assert asked.ran == 1 and not asked.failed
     complete = Counter(c for (c, s), n in _cells_by_state(url).items() if s == "COMPLETE" for _ in range(n))
     assert len(complete) == 4 and set(complete.values()) == {1}
 

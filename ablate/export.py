@@ -22,27 +22,16 @@ import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import polars as pl
 
+from ablate.provenance import package_versions
 from ablate.query import QueryError, StudyDatabase, config_hash
 from ablate.storage import redact
 
 FORMATS = ("trec", "parquet", "csv", "mteb")
 TIE_RULE = "score descending, ties by doc id descending (pytrec_eval/mteb order)"
-_PACKAGES = ("ablate", "mteb", "sentence-transformers", "transformers", "torch", "optuna", "polars")
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def select_trials(db: StudyDatabase, study: str, trials: list[int] | None = None):

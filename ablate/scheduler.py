@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from ablate import __version__
 from ablate.profiles import Profile, ProfileError
 from ablate.progress import Progress, duration
+from ablate.provenance import package_versions
 from ablate.results import save_scores
 from ablate.spec import Cell, StudySpec
 from ablate.storage import redact
@@ -355,7 +356,7 @@ def _store(study: optuna.Study, trial: optuna.Trial, spec: StudySpec, outcome) -
                        ("timings", outcome.timings),
                        ("datasets", {s.dataset: s.revision for s in outcome.scores}),
                        ("training_key", outcome.training_key), ("trained", outcome.trained),
-                       ("ablate_version", __version__)):
+                       ("ablate_version", __version__), ("versions", package_versions())):
         trial.set_user_attr(key, value)
     study.tell(trial, outcome.macro(spec.metric))
 

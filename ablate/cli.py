@@ -95,13 +95,6 @@ def studies_show(name):
 @profile_option
 @profile_setting_option
 @storage_option
-@click.option("--max-trials", type=int, default=None, help="Stop after this many trials (the rest stay queued).")
-@click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where trained models are kept for reuse by evaluation-only cells "
-                   "(default: $ABLATE_CHECKPOINTS or .ablate/trained).")
-@click.option("--checkpoint-budget-gb", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Disk budget of the checkpoint store; least recently used models are removed beyond it.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
 @scheduling_options
 def run(study, profile_name, profile_options, storage_url, max_trials, checkpoints, checkpoint_budget_gb, quiet,
         heartbeat_interval, grace_period, max_retries, retry_failed, resume_dir, checkpoint_every):
@@ -117,13 +110,9 @@ def run(study, profile_name, profile_options, storage_url, max_trials, checkpoin
     url = resolve_url(storage_url)
     storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     progress.line(f"study {spec.name} ({profile.name} profile) in {redact(url)}: {len(spec.cells())} cells")
-    from ablate.checkpoints import ModelStore
-
-    store = ModelStore(checkpoints or Path(os.environ.get("ABLATE_CHECKPOINTS", ".ablate/trained")),
-                       budget_bytes=int(checkpoint_budget_gb * 1024**3))
     summary = run_study(spec, profile, storage, progress, max_trials=max_trials,
-                        runner=make_runner(store, resume_dir, checkpoint_every), max_retries=max_retries,
-                        retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
+                        runner=make_runner(checkpoints, checkpoint_budget_gb, resume_dir, checkpoint_every),
+                        max_retries=max_retries, retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
     click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
                f"{summary.already_complete} were already complete; {len(summary.failed)} failed")
     for label, message in summary.failed:

@@ -34,20 +34,32 @@ _SCHEDULING_OPTIONS = [
                       "machines to resume anywhere (default: $ABLATE_RESUME_DIR or .ablate/resume)."),
     click.option("--checkpoint-every", type=click.IntRange(min=0), default=200, show_default=True,
                  help="Optimizer steps between training checkpoints (only the latest is kept); 0: none."),
+    click.option("--max-trials", type=int, default=None, help="Stop after this many trials (the rest stay queued)."),
+    click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="Where trained models are kept for reuse by evaluation-only cells "
+                      "(default: $ABLATE_CHECKPOINTS or .ablate/trained)."),
+    click.option("--checkpoint-budget-gb", type=click.FloatRange(min=0), default=2.0, show_default=True,
+                 help="Disk budget of the trained-model store; least recently used models are removed beyond it."),
+    click.option("--quiet", is_flag=True, help="No progress output."),
 ]
 
 
 def scheduling_options(command):
-    """Adds the heartbeat, retry and resume options (shared by ``run`` and ``worker``)."""
+    """Adds the heartbeat, retry, resume, model-store and output options (shared by ``run`` and ``worker``)."""
     for option in reversed(_SCHEDULING_OPTIONS):
         command = option(command)
     return command
 
 
-def make_runner(models, resume_dir: Path | None, checkpoint_every: int):
-    """The trial function: train (resuming from a checkpoint of the same cell if any), evaluate."""
+def make_runner(checkpoints: Path | None, checkpoint_budget_gb: float, resume_dir: Path | None,
+                checkpoint_every: int):
+    """The trial function: train (resuming from a checkpoint of the same cell if any, or reusing a stored
+    model of the same training run), evaluate."""
+    from ablate.checkpoints import ModelStore
     from ablate.trial import run_trial
 
+    models = ModelStore(checkpoints or Path(os.environ.get("ABLATE_CHECKPOINTS", ".ablate/trained")),
+                        budget_bytes=int(checkpoint_budget_gb * 1024**3))
     root = resume_dir or Path(os.environ.get("ABLATE_RESUME_DIR", ".ablate/resume"))
     return functools.partial(run_trial, models=models, resume_root=root, checkpoint_every=checkpoint_every)
 
@@ -124,13 +136,6 @@ def register(main: click.Group) -> None:
     @click.option("--gpus", default=None, metavar="IDS",
                   help="One worker process per GPU, e.g. 0,1 or all (sets CUDA_VISIBLE_DEVICES for each).")
     @scheduling_options
-    @click.option("--max-trials", type=int, default=None, help="Stop after this many trials.")
-    @click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Trained models kept for reuse by evaluation-only cells "
-                       "(default: $ABLATE_CHECKPOINTS or .ablate/trained).")
-    @click.option("--checkpoint-budget-gb", type=click.FloatRange(min=0), default=2.0, show_default=True,
-                  help="Disk budget of the trained-model store.")
-    @click.option("--quiet", is_flag=True, help="No progress output.")
     @click.pass_context
     @_storage_errors
     def worker(ctx, study, profile_name, profile_options, storage_url, create, workers, gpus, heartbeat_interval,
@@ -141,7 +146,6 @@ def register(main: click.Group) -> None:
         Any number of workers on any number of machines share one study database and run each cell once.
         A worker whose trial dies is noticed by the others (heartbeats) and its cell runs again.
         """
-        from ablate.checkpoints import ModelStore
         from ablate.cli import _profile
         from ablate.progress import Progress, duration
         from ablate.scheduler import open_study, retry_failed_cells, run_study
@@ -165,11 +169,9 @@ def register(main: click.Group) -> None:
                 retry_failed_cells(opened)
             sys.exit(run_processes(_child_argv(ctx), devices, env={"ABLATE_STORAGE": url}))
         interrupt_on_sigterm()
-        store = ModelStore(checkpoints or Path(os.environ.get("ABLATE_CHECKPOINTS", ".ablate/trained")),
-                           budget_bytes=int(checkpoint_budget_gb * 1024**3))
         summary = run_study(spec, profile, storage, progress, max_trials=max_trials, create=False,
-                            runner=make_runner(store, resume_dir, checkpoint_every), max_retries=max_retries,
-                            retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
+                            runner=make_runner(checkpoints, checkpoint_budget_gb, resume_dir, checkpoint_every),
+                            max_retries=max_retries, retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
         click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
                    f"{summary.already_complete} were already complete; {len(summary.failed)} cell(s) failed")
         for label, message in summary.failed:

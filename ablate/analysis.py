@@ -20,6 +20,10 @@ from ablate import stats
 from ablate.spec import StudySpec
 
 
+class IncompleteStudy(ValueError):
+    """Attribution needs at least one complete trial in every arm."""
+
+
 @dataclass(frozen=True)
 class FactorVerdict:
     factor: str
@@ -90,7 +94,8 @@ def attribute(spec: StudySpec, table: pl.DataFrame, margin_points: float = 1.0, 
     present = set(table["config"].unique().to_list())
     missing = [a for a in arms if a not in present]
     if missing:
-        raise ValueError(f"no complete trials for arm(s) {missing}; finish the study before attributing")
+        raise IncompleteStudy(f"no complete trials yet for {len(missing)} arm(s) ({'; '.join(missing[:3])}"
+                              f"{' ...' if len(missing) > 3 else ''}); finish the study before attributing")
     design = stats.CrossedDesign.from_table(table)
     factors = list(spec.factors)
     two_level = [f for f in factors if len(spec.factors[f]) == 2]

@@ -232,9 +232,12 @@ def _ci(row, lo="ci_low", hi="ci_high") -> str:
 
 
 def _attribution_section(spec, long, title, tables: bool = True) -> list[str]:
-    from ablate.analysis import attribute
+    from ablate.analysis import IncompleteStudy, attribute
 
-    result = attribute(spec, long, metric_title=title)
+    try:
+        result = attribute(spec, long, metric_title=title)
+    except IncompleteStudy as err:
+        return ["", f"Attribution not shown: {err}."]
     out: list[str] = []
     if tables and result.total is not None:
         t = result.total

@@ -96,6 +96,7 @@ def build_report(spec: StudySpec, profile: str, storage, confidence: float = 0.9
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by ablate {__version__}.",
     ]
     described = study.user_attrs.get("profile", {})
+    lines.append("Profile settings: " + ", ".join(f"{k}={v}" for k, v in described.items() if k != "profile") + ".")
     if described.get("learning_rate_scale", 1) != 1:
         lines.append(f"Profile note: mini trains a from-scratch tiny encoder; learning rates are multiplied by "
                      f"{described['learning_rate_scale']:g} (relative levels keep their meaning).")

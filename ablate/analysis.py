@@ -274,22 +274,26 @@ def _verdicts(design, attribution: Attribution, main_weights, margin_points, met
                 text = (f"{f} accounts for {100 * phi['estimate']:+.2f} of the {100 * attribution.total['estimate']:+.2f} "
                         f"points from baseline to target (Shapley; share "
                         f"{100 * phi['share']:.0f}% [{100 * phi['share_ci_low']:.0f}%, {100 * phi['share_ci_high']:.0f}%]);"
-                        f" main effect {100 * row['estimate']:+.2f} points, 95% CI {ci}, Holm p {p_adj:.2g}.")
+                        f" main effect {100 * row['estimate']:+.2f} points, 95% CI {ci}, Holm p {_fmt_p(p_adj)}.")
             else:
                 text = (f"{f} changes {metric_title} by {100 * row['estimate']:+.2f} points (main effect, "
-                        f"95% CI {ci}, Holm p {p_adj:.2g}).")
+                        f"95% CI {ci}, Holm p {_fmt_p(p_adj)}).")
             kind = "explains"
         elif equivalence.equivalent:
-            text = (f"{f} is equivalent to zero within ±{margin_points:g} point (TOST p {equivalence.p_value:.2g}; "
+            text = (f"{f} is equivalent to zero within ±{margin_points:g} point (TOST p {_fmt_p(equivalence.p_value)}; "
                     f"main effect {100 * row['estimate']:+.2f}, 95% CI {ci}).")
             kind = "equivalent"
         else:
             need = f"{needed} seeds per cell would reach 80% power for {margin_points:g} point" if needed else \
                 f"more seeds alone would not reach 80% power for {margin_points:g} point (add queries)"
             text = (f"{f}: no detectable effect, and not shown equivalent to zero either (undetermined): main effect "
-                    f"{100 * row['estimate']:+.2f} points, 95% CI {ci}, Holm p {p_adj:.2g}; minimum detectable "
+                    f"{100 * row['estimate']:+.2f} points, 95% CI {ci}, Holm p {_fmt_p(p_adj)}; minimum detectable "
                     f"effect with {seeds} seeds {100 * mde:.2f} points; {need}.")
             kind = "undetermined"
         verdicts.append(FactorVerdict(f, text, kind, seeds, 100 * mde, needed, margin_points))
     return verdicts
 
+
+
+def _fmt_p(p: float) -> str:
+    return "<1e-4" if p < 1e-4 else f"{p:.2g}"

@@ -16,7 +16,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from ablate.beir import DatasetError  # noqa: E402
-from ablate.cli_worker import make_runner, scheduling_options  # noqa: E402
+from ablate.cli_worker import run_and_print, scheduling_options  # noqa: E402
 from ablate.profiles import PROFILES, ProfileError, get_profile  # noqa: E402
 from ablate.scheduler import StudyMismatch  # noqa: E402
 from ablate.spec import SpecError, find_spec, list_specs  # noqa: E402
@@ -99,8 +99,7 @@ def studies_show(name):
 def run(study, profile_name, profile_options, storage_url, max_trials, checkpoints, checkpoint_budget_gb, quiet,
         heartbeat_interval, grace_period, max_retries, retry_failed, resume_dir, checkpoint_every):
     """Run every missing or failed cell of STUDY (a name in studies/ or a .toml path)."""
-    from ablate.progress import Progress, duration
-    from ablate.scheduler import run_study
+    from ablate.progress import Progress
 
     spec = find_spec(study)
     profile = _profile(profile_name, profile_options)
@@ -110,15 +109,9 @@ def run(study, profile_name, profile_options, storage_url, max_trials, checkpoin
     url = resolve_url(storage_url)
     storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     progress.line(f"study {spec.name} ({profile.name} profile) in {redact(url)}: {len(spec.cells())} cells")
-    summary = run_study(spec, profile, storage, progress, max_trials=max_trials,
-                        runner=make_runner(checkpoints, checkpoint_budget_gb, resume_dir, checkpoint_every),
-                        max_retries=max_retries, retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
-    click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
-               f"{summary.already_complete} were already complete; {len(summary.failed)} failed")
-    for label, message in summary.failed:
-        click.echo(f"  failed: {label}: {message} (retry with --retry-failed)")
-    if summary.failed:
-        sys.exit(1)
+    run_and_print(spec, profile, storage, progress, create=True, max_trials=max_trials, checkpoints=checkpoints,
+                  checkpoint_budget_gb=checkpoint_budget_gb, resume_dir=resume_dir, checkpoint_every=checkpoint_every,
+                  max_retries=max_retries, retry_failed=retry_failed)
 
 
 @main.command()

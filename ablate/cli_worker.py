@@ -64,6 +64,24 @@ def make_runner(checkpoints: Path | None, checkpoint_budget_gb: float, resume_di
     return functools.partial(run_trial, models=models, resume_root=root, checkpoint_every=checkpoint_every)
 
 
+def run_and_print(spec, profile, storage, progress, *, create: bool, max_trials, checkpoints, checkpoint_budget_gb,
+                  resume_dir, checkpoint_every, max_retries, retry_failed) -> None:
+    """Work the study's queue in this process, print the summary; exit 1 if a cell failed for good."""
+    from ablate.progress import duration
+    from ablate.scheduler import run_study
+
+    summary = run_study(spec, profile, storage, progress, max_trials=max_trials, create=create,
+                        runner=make_runner(checkpoints, checkpoint_budget_gb, resume_dir, checkpoint_every),
+                        max_retries=max_retries, retry_failed=retry_failed,
+                        warn=lambda text: click.echo(f"warning: {text}", err=True))
+    click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
+               f"{summary.already_complete} were already complete; {len(summary.failed)} cell(s) failed")
+    for label, message in summary.failed:
+        click.echo(f"  failed: {label}: {message} (retry with --retry-failed)")
+    if summary.failed:
+        sys.exit(1)
+
+
 def _devices(workers: int | None, gpus: str | None) -> list[str | None]:
     """``CUDA_VISIBLE_DEVICES`` for each worker process (None: leave it as it is)."""
     from ablate.worker import gpu_ids
@@ -147,8 +165,8 @@ def register(main: click.Group) -> None:
         A worker whose trial dies is noticed by the others (heartbeats) and its cell runs again.
         """
         from ablate.cli import _profile
-        from ablate.progress import Progress, duration
-        from ablate.scheduler import open_study, retry_failed_cells, run_study
+        from ablate.progress import Progress
+        from ablate.scheduler import open_study, retry_failed_cells
         from ablate.spec import find_spec
         from ablate.storage import open_storage, redact, resolve_url
         from ablate.worker import interrupt_on_sigterm, run_processes
@@ -169,15 +187,9 @@ def register(main: click.Group) -> None:
                 retry_failed_cells(opened)
             sys.exit(run_processes(_child_argv(ctx), devices, env={"ABLATE_STORAGE": url}))
         interrupt_on_sigterm()
-        summary = run_study(spec, profile, storage, progress, max_trials=max_trials, create=False,
-                            runner=make_runner(checkpoints, checkpoint_budget_gb, resume_dir, checkpoint_every),
-                            max_retries=max_retries, retry_failed=retry_failed, warn=lambda text: click.echo(f"warning: {text}", err=True))
-        click.echo(f"{summary.study}: ran {summary.ran} trial(s) in {duration(summary.seconds)}; "
-                   f"{summary.already_complete} were already complete; {len(summary.failed)} cell(s) failed")
-        for label, message in summary.failed:
-            click.echo(f"  failed: {label}: {message} (retry with --retry-failed)")
-        if summary.failed:
-            sys.exit(1)
+        run_and_print(spec, profile, storage, progress, create=False, max_trials=max_trials,
+                      checkpoints=checkpoints, checkpoint_budget_gb=checkpoint_budget_gb, resume_dir=resume_dir,
+                      checkpoint_every=checkpoint_every, max_retries=max_retries, retry_failed=retry_failed)
 
 
 if __name__ == "__main__":  # a worker process started by `ablate worker --workers/--gpus`

@@ -289,7 +289,7 @@ def _attribution_section(spec, long, title, tables: bool = True) -> list[str]:
         out += ["", "## Conclusions", ""]
         out += [f"- {v.statement}" for v in result.verdicts]
         margin = result.verdicts[0].margin_points
-        out += ["", f"Power of the crossed test (80% power, two-sided alpha 0.05, variance components from this study):",
+        out += ["", "Power of the crossed test (80% power, two-sided alpha 0.05, variance components from this study):",
                 ""]
         rows = [[v.factor, str(v.seeds), f"{v.mde_points:.2f}",
                  str(v.seeds_for_margin) if v.seeds_for_margin else "not reachable by seeds alone"]

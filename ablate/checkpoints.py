@@ -88,13 +88,10 @@ class ModelStore:
     def load(self, key: str):
         from sentence_transformers import SentenceTransformer
 
+        from ablate.train import has_cuda
+
         path = self.get(key)
         if path is None:
             raise KeyError(key)
-        return SentenceTransformer(str(path), device="cuda" if _has_cuda() else "cpu")
+        return SentenceTransformer(str(path), device="cuda" if has_cuda() else "cpu")
 
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

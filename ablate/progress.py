@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
         return f"{seconds}s"
@@ -48,8 +48,8 @@ class Progress:
             return
         self._last = now
         eta = elapsed / done * (total - done) if done else 0.0
-        text = f"{self.prefix}{phase} step {done}/{total} ({100 * done // total}%), {_duration(elapsed)} elapsed, " \
-               f"ETA {_duration(eta)}"
+        text = f"{self.prefix}{phase} step {done}/{total} ({100 * done // total}%), {duration(elapsed)} elapsed, " \
+               f"ETA {duration(eta)}"
         if self._tty:
             self.stream.write("\r\033[K" + text)
             if done >= total:
@@ -58,6 +58,3 @@ class Progress:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-
-def duration(seconds: float) -> str:
-    return _duration(seconds)

@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ class StudySpec:
     datasets: dict[str, list[str]]
     path: str = ""
     notes: str = ""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     def arms(self) -> list[Arm]:
         names = list(self.factors)
@@ -182,7 +181,7 @@ def parse_spec(data: dict, path: Path | str = "<spec>") -> StudySpec:
     if not isinstance(notes, str):
         raise _fail(path, "notes", "must be a string")
     return StudySpec(name=name, question=data["question"].strip(), factors=factors, fixed=fixed, seeds=list(seeds),
-                     metric=metric, datasets=datasets, path=str(path), notes=notes, raw=data)
+                     metric=metric, datasets=datasets, path=str(path), notes=notes)
 
 
 def load_spec(path: str | Path) -> StudySpec:

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -70,10 +70,10 @@ def load_encoder(base_model: str | Path, max_seq_length: int | None):
     transformer = Transformer(str(base_model), max_seq_length=max_seq_length,
                               model_kwargs={"attn_implementation": "sdpa"})
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    return SentenceTransformer(modules=[transformer, pooling], device="cpu" if not _has_cuda() else None)
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu" if not has_cuda() else None)
 
 
-def _has_cuda() -> bool:
+def has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
@@ -130,7 +130,7 @@ def train(
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
-    callbacks = [_ProgressCallback(progress)] if progress else []
+    callbacks = [_progress_callback(progress)] if progress else []
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=triplets, loss=loss,
                                          callbacks=callbacks)
     for callback in list(trainer.callback_handler.callbacks):
@@ -138,7 +138,6 @@ def train(
         if type(callback).__name__ in ("PrinterCallback", "ProgressCallback") or "ModelCard" in type(callback).__name__:
             trainer.remove_callback(callback)
     trainer.train(resume_from_checkpoint=latest_checkpoint(output_dir) if checkpoint_every else None)
-    model.ablate_log_history = list(trainer.state.log_history)
     return model
 
 
@@ -174,21 +173,16 @@ def _readable_state(path: Path) -> bool:
         return False
 
 
-class _ProgressCallback:
-    """Forwards trainer steps to a plain function, keeping transformers out of the caller's code."""
+def _progress_callback(progress: ProgressFn):
+    """A trainer callback forwarding steps to a plain function, keeping transformers out of the caller's code."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, progress: ProgressFn):
-        from transformers import TrainerCallback
+    class _Callback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
 
-        class _Callback(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                self.start = time.perf_counter()
+        def on_step_end(self, args, state, control, **kwargs):
+            progress(state.global_step, state.max_steps, time.perf_counter() - self.start)
 
-            def on_step_end(self, args, state, control, **kwargs):
-                progress(state.global_step, state.max_steps, time.perf_counter() - self.start)
+    return _Callback()
 
-        return _Callback()
-
-
-def config_dict(config: TrainingConfig) -> dict:
-    return asdict(config)

@@ -96,13 +96,22 @@ def studies_show(name):
 @profile_setting_option
 @storage_option
 @scheduling_options
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact trials, data, model and dataset revisions, evaluation tasks and the cost plan; "
+                   "fetch, train and write nothing.")
+@click.option("--gpu", default="H100", show_default=True, help="GPU the cost plan assumes (with --dry-run).")
 def run(study, profile_name, profile_options, storage_url, max_trials, checkpoints, checkpoint_budget_gb, quiet,
-        heartbeat_interval, grace_period, max_retries, retry_failed, resume_dir, checkpoint_every):
+        heartbeat_interval, grace_period, max_retries, retry_failed, resume_dir, checkpoint_every, dry_run, gpu):
     """Run every missing or failed cell of STUDY (a name in studies/ or a .toml path)."""
     from ablate.progress import Progress
 
     spec = find_spec(study)
     profile = _profile(profile_name, profile_options)
+    if dry_run:
+        from ablate.plan import format_dry_run, plan_study
+
+        click.echo(format_dry_run(spec, profile, plan_study(spec, profile, gpu=gpu)))
+        return
     progress = Progress(quiet=quiet)
     progress.line(f"preparing the {profile.name} profile (model and datasets)")
     profile.prepare(spec.datasets_for(profile.name))
@@ -133,6 +142,61 @@ def report(study, profile_name, storage_url, out):
         tmp = out.with_suffix(out.suffix + ".tmp")
         tmp.write_text(text + "\n")
         tmp.replace(out)
+
+
+@main.command()
+@click.argument("study")
+@profile_option
+@profile_setting_option
+@click.option("--gpu", default="H100", show_default=True, help="GPU to plan for (see ablate.cost.GPUS).")
+@click.option("--mfu", type=click.FloatRange(min=0.01, max=1.0), default=None,
+              help="Model FLOP utilisation to assume (default: calibrated on the reproduction's timing).")
+@click.option("--sd-query-diff", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Assumed query-level SD of paired score differences, 0..1 scale (default 0.15).")
+@click.option("--seed-sd", type=click.FloatRange(min=0), default=None,
+              help="Assumed SD of a dataset mean over training seeds, 0..1 scale (default 0.005).")
+@click.option("--storage", "storage_url", default=None, metavar="URL",
+              help="Study database: finished trials there replace the modelled throughput with the measured one.")
+def plan(study, profile_name, profile_options, gpu, mfu, sd_query_diff, seed_sd, storage_url):
+    """Cost plan for STUDY: cells, compute per cell and in total, disk, and the power its seeds give."""
+    from ablate import plan as planning
+
+    spec = find_spec(study)
+    profile = _profile(profile_name, profile_options)
+    measured = None
+    url = resolve_url(storage_url) if storage_url or os.environ.get("ABLATE_STORAGE") else None
+    if url:
+        measured = planning.measured_rates(open_storage(url, create=False), spec, profile.name)
+    try:
+        result = planning.plan_study(
+            spec, profile, gpu=gpu, mfu=mfu, measured=measured,
+            sd_query_diff=sd_query_diff if sd_query_diff is not None else planning.ASSUMED_SD_QUERY_DIFF,
+            seed_sd=seed_sd if seed_sd is not None else planning.ASSUMED_SEED_SD)
+    except ValueError as err:  # an unknown GPU name
+        raise click.BadParameter(str(err), param_hint="--gpu") from None
+    click.echo(planning.format_plan(result))
+
+
+@main.command()
+@click.argument("study")
+@profile_option
+@profile_setting_option
+def fetch(study, profile_name, profile_options):
+    """Download everything STUDY needs (model, training data, evaluation sets) into the local caches.
+
+    Run it where the hub is reachable; later runs work offline (HF_HUB_OFFLINE=1) from the same HF_HOME.
+    """
+    spec = find_spec(study)
+    profile = _profile(profile_name, profile_options)
+    names = spec.datasets_for(profile.name)
+    if not hasattr(profile, "fetch"):
+        profile.prepare(names)
+        click.echo(f"{profile.name}: nothing to download; the model and data are built locally (done)")
+        return
+    for artifact, path in profile.fetch(names, progress=lambda text: click.echo(text, err=True)):
+        click.echo(f"{artifact.label}: {path}")
+    profile.training_set("full")  # builds the memory-mapped Arrow copy and the official split once
+    click.echo(f"training data revision: {profile.train_data_revision or 'local copy'}")
 
 
 @main.group()

@@ -179,9 +179,10 @@ def register(main: click.Group) -> None:
         storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
         profile = _profile(profile_name, profile_options)
         progress = Progress(quiet=quiet)
+        # Before the study is opened: preparing pins what a profile resolves (the paper training data's commit).
+        profile.prepare(spec.datasets_for(profile.name))
         opened = open_study(storage, spec, profile, create=create)
         progress.line(f"study {opened.study_name} in {redact(url)}: {len(spec.cells())} cells")
-        profile.prepare(spec.datasets_for(profile.name))
         if len(devices) > 1:
             if retry_failed:
                 retry_failed_cells(opened)

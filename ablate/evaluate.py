@@ -34,6 +34,23 @@ class DatasetScores:
     mteb_scores: dict[str, float]    # mteb's aggregate for the same run (ndcg_at_10, mrr_at_10, recall_at_100)
     ignore_identical_ids: bool
     max_seq_length: int
+    split: str = "test"
+    documents_encoded: int = 0       # corpus documents this model encoded for this dataset
+    documents_reused: int = 0        # ... and those reused from a task sharing the corpus
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """An mteb retrieval task ready to run (data loaded or loadable), with what the trial records about it.
+
+    Tasks with the same ``corpus_group`` search the same corpus; it is encoded once per model for all of them.
+    """
+
+    name: str
+    revision: str
+    task: Any
+    split: str = "test"
+    corpus_group: str | None = None
 
 
 def _mrr_at(results: dict[str, float], relevant: set[str], k: int) -> float:
@@ -74,7 +91,7 @@ class _PerQueryCapture:
         return {}
 
 
-def _local_task(dataset: RetrievalDataset, ignore_identical_ids: bool):
+def local_task(dataset: RetrievalDataset, ignore_identical_ids: bool):
     from datasets import Dataset
     from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
@@ -118,17 +135,27 @@ def _local_task(dataset: RetrievalDataset, ignore_identical_ids: bool):
     return task
 
 
-def hub_task(name: str, ignore_identical_ids: bool | None = None, languages: list[str] | None = None):
-    """An mteb task by name (e.g. ``"ArguAna"``), with per-query capture; its data comes from the hub."""
+def hub_task(name: str, split: str, *, languages: list[str] | None = None, data_dir: str | None = None,
+             keep_self_hits: bool = False):
+    """An mteb task by name (e.g. ``"ArguAna"``) with per-query capture, restricted to one split.
+
+    ``data_dir`` is a local copy of the task's hub dataset (same layout); the task's recorded revision is
+    kept. Self-hits follow mteb's own protocol for the task (ArguAna, FEVER, ... drop a document whose id
+    equals the query id) unless ``keep_self_hits`` turns that off for every task.
+    """
     import mteb
 
-    template = mteb.get_task(name, languages=languages) if languages else mteb.get_task(name)
-    base = type(template)
-    task = type(f"Scored{base.__name__}", (_PerQueryCapture, base), {})()
+    template = mteb.get_task(name)
+    task = type(f"Scored{type(template).__name__}", (_PerQueryCapture, type(template)), {})()
     if languages:
-        task = task.filter_languages(languages) if hasattr(task, "filter_languages") else task
-    if ignore_identical_ids is not None:
-        task.ignore_identical_ids = ignore_identical_ids
+        task = task.filter_languages(languages)
+    task = task.filter_eval_splits([split])
+    if data_dir is not None:
+        # An instance copy: mteb's metadata object is shared by every instance of the task class.
+        task.metadata = task.metadata.model_copy(deep=True)
+        task.metadata.dataset["path"] = str(data_dir)
+    if keep_self_hits:
+        task.ignore_identical_ids = False
     return task
 
 
@@ -140,36 +167,77 @@ def evaluate(
     batch_size: int = 128,
 ) -> list[DatasetScores]:
     """Score ``model`` on each local dataset through mteb; one ``DatasetScores`` per dataset."""
-    tasks = [(ds.name, ds.revision, _local_task(ds, ignore_identical_ids)) for ds in datasets]
+    tasks = [PreparedTask(ds.name, ds.revision, local_task(ds, ignore_identical_ids)) for ds in datasets]
     return evaluate_tasks(model, tasks, max_seq_length=max_seq_length, batch_size=batch_size)
 
 
-def evaluate_tasks(model, tasks, max_seq_length: int | None = None, batch_size: int = 128) -> list[DatasetScores]:
-    """Run prepared ``(name, revision, task)`` triples; tasks must carry the per-query capture mixin."""
+def evaluate_tasks(model, tasks: list[PreparedTask], max_seq_length: int | None = None,
+                   batch_size: int = 128) -> list[DatasetScores]:
+    """Run prepared tasks (each carrying the per-query capture mixin); results in the order given.
+
+    Tasks of one ``corpus_group`` run back to back and share the corpus embeddings, which are dropped after
+    the group's last task, so at most one shared corpus is held in memory.
+    """
     import mteb
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+    from ablate.corpus_cache import SharedCorpusEncoder
 
     logging.getLogger("mteb").setLevel(logging.WARNING)
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
-    out = []
-    for name, revision, task in tasks:
-        result = mteb.evaluate(model, task, cache=None, overwrite_strategy="always", show_progress_bar=False,
+    encoder = SharedCorpusEncoder(SentenceTransformerEncoderWrapper(model))
+    order = _grouped_order(tasks)
+    results: dict[int, DatasetScores] = {}
+    for position, index in enumerate(order):
+        prepared = tasks[index]
+        following = tasks[order[position + 1]] if position + 1 < len(order) else None
+        encoder.retain = prepared.corpus_group is not None and following is not None \
+            and following.corpus_group == prepared.corpus_group
+        encoded_before, reused_before = encoder.encoded_documents, encoder.reused_documents
+        result = mteb.evaluate(encoder, prepared.task, cache=None, overwrite_strategy="always",
+                               show_progress_bar=False,
                                encode_kwargs={"batch_size": batch_size, "show_progress_bar": False})
+        if not encoder.retain:
+            encoder.release()
         task_result = result.task_results[0]
-        split_scores = task_result.scores["test"][0]
-        if not getattr(task, "captured", None):
-            raise RuntimeError(f"mteb evaluated {name} without calling the per-query hook; scores would be lost")
-        (per_query, ranked), = task.captured.values()
-        out.append(DatasetScores(
-            dataset=name,
-            revision=revision,
+        if prepared.split not in task_result.scores:
+            raise RuntimeError(f"mteb evaluated {prepared.name} without its {prepared.split!r} split "
+                               f"(got {', '.join(task_result.scores)})")
+        split_scores = task_result.scores[prepared.split][0]
+        captured = getattr(prepared.task, "captured", None)
+        if not captured:
+            raise RuntimeError(f"mteb evaluated {prepared.name} without calling the per-query hook; "
+                               "scores would be lost")
+        if len(captured) != 1:
+            raise RuntimeError(f"{prepared.name}: mteb evaluated {len(captured)} subsets/splits "
+                               f"({', '.join(captured)}); expected exactly one")
+        (per_query, ranked), = captured.values()
+        results[index] = DatasetScores(
+            dataset=prepared.name,
+            revision=prepared.revision,
             per_query=per_query,
             ranked=ranked,
             mteb_scores={m: float(split_scores[m]) for m in METRICS if m in split_scores},
-            ignore_identical_ids=bool(task.ignore_identical_ids),
+            ignore_identical_ids=bool(prepared.task.ignore_identical_ids),
             max_seq_length=int(model.max_seq_length),
-        ))
-    return out
+            split=prepared.split,
+            documents_encoded=encoder.encoded_documents - encoded_before,
+            documents_reused=encoder.reused_documents - reused_before,
+        )
+    return [results[i] for i in range(len(tasks))]
+
+
+def _grouped_order(tasks: list[PreparedTask]) -> list[int]:
+    """Task indices with each corpus group's members moved next to its first member."""
+    order: list[int] = []
+    for i, task in enumerate(tasks):
+        if i in order:
+            continue
+        order.append(i)
+        if task.corpus_group is not None:
+            order += [j for j in range(i + 1, len(tasks)) if tasks[j].corpus_group == task.corpus_group]
+    return order
 
 
 def check_against_mteb(scores: DatasetScores, tolerance: float = 1e-9) -> None:

@@ -106,9 +106,10 @@ def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
 
 def _mteb_task_name(dataset: str, profile: str | None) -> str:
     if profile == "paper":
-        from ablate.profiles import PAPER_TASKS
+        from ablate.paper import PAPER_TASKS
 
-        return PAPER_TASKS.get(dataset, (dataset,))[0]
+        task = PAPER_TASKS.get(dataset)
+        return task.mteb_name if task else dataset.partition(":")[0]
     return f"ablate-{dataset}"
 
 

@@ -2,8 +2,8 @@
 
 * ``mini`` (default): fully offline on CPU. The embedded world (``ablate.world``) and a tiny from-scratch
   ModernBERT trained on it. Trials take well under a minute on two cores.
-* ``paper``: ``answerdotai/ModernBERT-base``, the MS MARCO ``triplet-hard`` triplets subset exactly as the
-  official script takes it, and the BEIR tasks through mteb. Needs the hub (or local copies in the same
+* ``paper`` (``ablate.paper``): ModernBERT, the MS MARCO ``triplet-hard`` subset exactly as the official
+  script takes it, and mteb's BEIR/MLDR tasks. Needs the hub or its cache (or local copies in the same
   formats) and, in practice, a GPU.
 
 A profile turns a study's settings into a ``TrainingConfig`` plus evaluation options, so studies are
@@ -48,6 +48,7 @@ class ProfileError(RuntimeError):
 class EvalOptions:
     ignore_identical_ids: bool
     max_seq_length: int | None
+    batch_size: int = 128
 
 
 class Profile:
@@ -79,10 +80,27 @@ class Profile:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
+        """What the study records and every worker must match (no network, nothing loaded)."""
         return {"profile": self.name}
 
+    def provenance(self) -> dict[str, Any]:
+        """What a trial records about where its model and data came from (after training_set was called)."""
+        return self.describe()
 
-def _local_or_none(name: str) -> RetrievalDataset | None:
+    def cost_basis(self):
+        """``ablate.plan.CostBasis``: how this profile's work turns into time (no network)."""
+        raise NotImplementedError
+
+    def eval_sets(self, names: list[str]):
+        """``ablate.plan.EvalSet`` for each dataset name: what would be evaluated, with sizes (no network)."""
+        raise NotImplementedError
+
+    def run_description(self) -> dict[str, str]:
+        """Model, training data and precision, one line each, for ``ablate run --dry-run``."""
+        return {"profile": self.description}
+
+
+def local_dataset_or_none(name: str) -> RetrievalDataset | None:
     path = Path(name).expanduser()
     if path.is_dir():
         return read_beir(path)
@@ -133,15 +151,15 @@ class MiniProfile(Profile):
                                   "negative": [r[2] for r in rows]})
 
     def eval_tasks(self, names, options):
-        from ablate.evaluate import _local_task
+        from ablate.evaluate import PreparedTask, local_task
 
         out = []
         for name in names:
-            dataset = _local_or_none(name) or self.world.datasets.get(name)
+            dataset = local_dataset_or_none(name) or self.world.datasets.get(name)
             if dataset is None:
                 known = ", ".join(self.world.datasets)
                 raise DatasetError(f"{name}: unknown mini dataset; allowed: {known}, or a BEIR-layout directory")
-            out.append((dataset.name, dataset.revision, _local_task(dataset, options.ignore_identical_ids)))
+            out.append(PreparedTask(dataset.name, dataset.revision, local_task(dataset, options.ignore_identical_ids)))
         return out
 
     def training_config(self, settings, n_examples):
@@ -160,6 +178,39 @@ class MiniProfile(Profile):
         return EvalOptions(settings["ignore_identical_ids"],
                            settings.get("eval_max_seq_length", self.eval_max_seq_length))
 
+    def cost_basis(self):
+        from ablate.plan import CostBasis
+
+        # Measured on the 2-core reference machine (median over the catalogue's mini trials).
+        return CostBasis(shape=None, tokens_per_triplet=0.0, train_seq_len=self.max_seq_length,
+                         max_seq_len=self.eval_max_seq_length,
+                         train_rows={"subset": self.subset_examples, "full": self.full_examples},
+                         seconds_per_triplet=0.003, seconds_per_evaluation=7.0,
+                         basis_note="mini: rates measured on a 2-core CPU (about 3 ms per training triplet, "
+                                    "7 s to evaluate one model on the four world sets)")
+
+    def eval_sets(self, names):
+        from ablate.plan import EvalSet
+
+        out = []
+        for name in names:
+            dataset = local_dataset_or_none(name) or self.world.datasets.get(name)
+            if dataset is None:
+                known = ", ".join(self.world.datasets)
+                raise DatasetError(f"{name}: unknown mini dataset; allowed: {known}, or a BEIR-layout directory")
+            out.append(EvalSet(dataset.name, f"ablate-{dataset.name}", "test", f"world@{dataset.revision}",
+                               len(dataset.judged_queries), len(dataset.corpus), 0.0, 0.0,
+                               self_hits="removed when ignore_identical_ids"))
+        return out
+
+    def run_description(self):
+        return {"model": f"tiny ModernBERT (hidden 64, 2 layers) built from world seed {self.world_seed}, "
+                         f"model seed {self.model_seed}",
+                "training data": f"the embedded world's triplets: subset {self.subset_examples:,} rows, "
+                                 f"full {self.full_examples:,} rows",
+                "learning rates": f"the study's x {self.learning_rate_scale:g} (from-scratch encoder)",
+                "device": "CPU, fp32"}
+
     def describe(self):
         from ablate.model import built_model_hash
 
@@ -169,118 +220,24 @@ class MiniProfile(Profile):
                 "subset_examples": self.subset_examples, "full_examples": self.full_examples}
 
 
-# mteb names for the datasets of the study; MLDR is mteb's MultiLongDocRetrieval, English subset.
-PAPER_TASKS = {"MLDR": ("MultiLongDocRetrieval", ["eng"])}
+def _profiles() -> dict[str, type[Profile]]:
+    from ablate.paper import PaperProfile  # imported late: it builds on the classes above
+
+    return {"mini": MiniProfile, "paper": PaperProfile}
 
 
-@dataclass
-class PaperProfile(Profile):
-    """The real study: ModernBERT-base, MS MARCO triplet-hard (1.25M subset), BEIR via mteb.
-
-    ``model`` and ``train_data`` accept hub ids or local directories in the same format (a saved
-    transformers checkpoint; a directory with ``<config>/*.parquet`` files).
-    """
-
-    model: str = field(default_factory=lambda: os.environ.get("ABLATE_PAPER_MODEL", "answerdotai/ModernBERT-base"))
-    train_data: str = field(default_factory=lambda: os.environ.get(
-        "ABLATE_PAPER_DATA", "sentence-transformers/msmarco-co-condenser-margin-mse-sym-mnrl-mean-v1"))
-    train_config: str = "triplet-hard"
-    subset_rows: int = OFFICIAL_SUBSET_ROWS
-    held_out_rows: int = 1_000
-    split_seed: int = 12
-
-    name = "paper"
-    description = "answerdotai/ModernBERT-base + MS MARCO triplet-hard 1.25M + BEIR via mteb (hub, GPU)"
-
-    def base_model(self) -> str:
-        local = Path(self.model).expanduser()
-        if local.is_dir():
-            return str(local)
-        from huggingface_hub import snapshot_download
-
-        try:
-            return snapshot_download(self.model)
-        except Exception as err:  # offline, no network, gated: all end the same way for the user
-            raise ProfileError(
-                f"paper profile: cannot get model {self.model!r} from the Hugging Face hub "
-                f"({type(err).__name__}); download it where the hub is reachable and set ABLATE_PAPER_MODEL "
-                f"to its local directory, or unset HF_HUB_OFFLINE") from None
-
-    def training_set(self, train_set: str):
-        import datasets
-
-        local = Path(self.train_data).expanduser()
-        try:
-            if local.is_dir():
-                full = datasets.load_dataset("parquet", data_dir=str(local / self.train_config), split="train")
-            else:
-                full = datasets.load_dataset(self.train_data, self.train_config, split="train")
-        except Exception as err:
-            raise ProfileError(
-                f"paper profile: cannot load training data {self.train_data!r} (config {self.train_config!r}): "
-                f"{type(err).__name__}; set ABLATE_PAPER_DATA to a local copy with {self.train_config}/*.parquet"
-            ) from None
-        if len(full) <= self.held_out_rows:
-            raise ProfileError(f"paper profile: {self.train_data!r} has {len(full)} rows, not more than the "
-                               f"{self.held_out_rows} held out by the official script")
-        # Exactly as the official train_st.py: hold out 1,000 rows with seed 12, keep the first 1.25M.
-        parts = full.train_test_split(test_size=self.held_out_rows, seed=self.split_seed)
-        train = parts["train"]
-        if train_set == "full":
-            return train
-        if len(train) < self.subset_rows:
-            raise ProfileError(f"paper profile: {self.train_data!r} has {len(train)} training rows, fewer than "
-                               f"the {self.subset_rows} of the official subset")
-        return train.select(range(self.subset_rows))
-
-    def eval_tasks(self, names, options):
-        from ablate.evaluate import _local_task, hub_task
-
-        out = []
-        for name in names:
-            dataset = _local_or_none(name)
-            if dataset is not None:
-                out.append((dataset.name, dataset.revision, _local_task(dataset, options.ignore_identical_ids)))
-                continue
-            task_name, languages = PAPER_TASKS.get(name, (name, None))
-            try:
-                task = hub_task(task_name, options.ignore_identical_ids, languages)
-                task.load_data()
-            except KeyError:
-                raise DatasetError(f"{name}: not an mteb task name") from None
-            except Exception as err:
-                raise ProfileError(f"paper profile: cannot load mteb task {task_name!r} from the hub "
-                                   f"({type(err).__name__}); run where the hub is reachable, or pass a local "
-                                   "BEIR-layout directory instead") from None
-            out.append((name, str(task.metadata.dataset.get("revision", "")), task))
-        return out
-
-    def training_config(self, settings, n_examples):
-        return TrainingConfig(
-            per_device_batch=settings["per_device_batch"],
-            learning_rate=settings["learning_rate"],
-            gradient_accumulation=settings["gradient_accumulation"],
-            mini_batch_size=settings["mini_batch_size"],
-            # The official script sets no max_seq_length: the checkpoint's own limit applies.
-            max_seq_length=settings.get("max_seq_length"),
-            train_examples=n_examples,
-            epochs=settings["epochs"],
-            warmup_ratio=settings["warmup_ratio"],
-        )
-
-    def eval_options(self, settings):
-        return EvalOptions(settings["ignore_identical_ids"], settings.get("eval_max_seq_length"))
-
-    def describe(self):
-        return {"profile": self.name, "model": self.model, "train_data": self.train_data,
-                "train_config": self.train_config, "subset_rows": self.subset_rows}
-
-
-PROFILES = {"mini": MiniProfile, "paper": PaperProfile}
+def __getattr__(name: str):
+    # ``PROFILES`` and ``PaperProfile`` resolve on first use, so ablate.paper can import this module.
+    if name == "PROFILES":
+        return _profiles()
+    if name == "PaperProfile":
+        return _profiles()["paper"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_profile(name: str, **options) -> Profile:
     try:
-        return PROFILES[name](**options)
+        profile_class = _profiles()[name]
     except KeyError:
-        raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}") from None
+        raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(_profiles())}") from None
+    return profile_class(**options)

@@ -8,7 +8,8 @@ a few flat views and answers SQL over them with polars:
 ``trials``      one row per trial: study, trial_id, number, state, cell, arm, seed, every factor level,
                 ``control_*``, ``time_*`` and ``setting_*`` columns, duration, config hash, worker, error,
                 and any other scalar attribute the scheduler records (e.g. a failure kind)
-``runs``        one row per COMPLETE trial x dataset: revision, query count, mteb's aggregate metrics
+``runs``        one row per COMPLETE trial x dataset: revision, split, query count, corpus documents encoded /
+                reused from a task sharing the corpus, mteb's aggregate metrics
 ``scores``      one row per COMPLETE trial x dataset x query x metric (long): ``metric``, ``value``
 ``scores_wide`` the same with one column per metric (``ndcg_at_10``, ``mrr_at_10``, ``recall_at_100``)
 ``rankings``    one row per COMPLETE trial x dataset x query x retrieved doc: ``rank``, ``doc_id``, ``score``
@@ -86,7 +87,8 @@ _STUDY_SCHEMA = {"study": pl.String, "spec": pl.String, "profile": pl.String, "m
                  "question": pl.String, "factors": pl.String, "datasets": pl.String, "seeds": pl.String,
                  "trials": pl.Int64, "complete": pl.Int64, "running": pl.Int64, "waiting": pl.Int64,
                  "failed": pl.Int64, "pruned": pl.Int64, "ablate_version": pl.String}
-_RUN_SCHEMA = {"trial_id": pl.Int64, "dataset": pl.String, "revision": pl.String, "n_queries": pl.Int64}
+_RUN_SCHEMA = {"trial_id": pl.Int64, "dataset": pl.String, "revision": pl.String, "n_queries": pl.Int64,
+               "split": pl.String}
 _WIDE_SCHEMA = {"trial_id": pl.Int64, "dataset": pl.String, "query_id": pl.String, "ndcg_at_10": pl.Float64,
                 "mrr_at_10": pl.Float64, "recall_at_100": pl.Float64}
 _RANK_SCHEMA = {"trial_id": pl.Int64, "dataset": pl.String, "query_id": pl.String, "rank": pl.Int64,
@@ -273,7 +275,10 @@ class StudyDatabase:
         for row in self._blob_rows(scores_table.c.revision, scores_table.c.n_queries, scores_table.c.summary):
             summary = json.loads(row.summary or "{}")
             rows.append({"trial_id": row.trial_id, "dataset": row.dataset, "revision": row.revision,
-                         "n_queries": row.n_queries, "ignore_identical_ids": summary.get("ignore_identical_ids"),
+                         "n_queries": row.n_queries, "split": summary.get("split", "test"),
+                         "ignore_identical_ids": summary.get("ignore_identical_ids"),
+                         "documents_encoded": summary.get("documents_encoded"),
+                         "documents_reused": summary.get("documents_reused"),
                          **{f"mteb_{k}": v for k, v in (summary.get("mteb") or {}).items()}})
         return _frame(rows, _RUN_SCHEMA).sort("trial_id", "dataset") if rows else pl.DataFrame(schema=_RUN_SCHEMA)
 

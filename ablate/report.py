@@ -16,16 +16,13 @@ from ablate.profiles import DEFAULT_SETTINGS, OFFICIAL_SUBSET_ROWS, TRIPLET_HARD
 from ablate.scheduler import StudyMismatch, study_name
 from ablate.spec import StudySpec
 from ablate.storage import redact
-from ablate.tables import scores_frame, trials_frame
+from ablate.tables import markdown_table, scores_frame, trials_frame
 from ablate.train import TrainingConfig, controls
 
 METRIC_TITLES = {"ndcg_at_10": "NDCG@10", "mrr_at_10": "MRR@10", "recall_at_100": "Recall@100"}
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+_table = markdown_table
 
 
 def format_grid(spec: StudySpec) -> str:

@@ -53,7 +53,9 @@ def save_scores(engine, trial_id: int, dataset_scores) -> None:
         "per_query": _to_parquet(s.per_query),
         "ranked": _to_parquet(s.ranked),
         "summary": json.dumps({"mteb": s.mteb_scores, "ignore_identical_ids": s.ignore_identical_ids,
-                               "max_seq_length": s.max_seq_length}),
+                               "max_seq_length": s.max_seq_length, "split": s.split,
+                               "documents_encoded": s.documents_encoded,
+                               "documents_reused": s.documents_reused}),
     } for s in dataset_scores]
     with engine.begin() as conn:
         conn.execute(delete(scores_table).where(scores_table.c.trial_id == trial_id))

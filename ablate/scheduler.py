@@ -356,6 +356,7 @@ def _store(study: optuna.Study, trial: optuna.Trial, spec: StudySpec, outcome) -
                        ("timings", outcome.timings),
                        ("datasets", {s.dataset: s.revision for s in outcome.scores}),
                        ("training_key", outcome.training_key), ("trained", outcome.trained),
+                       ("provenance", outcome.provenance),
                        ("ablate_version", __version__), ("versions", package_versions())):
         trial.set_user_attr(key, value)
     study.tell(trial, outcome.macro(spec.metric))

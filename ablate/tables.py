@@ -57,3 +57,10 @@ def scores_frame(study: optuna.Study, engine, with_ranked: bool = False) -> pl.D
         return scores
     keep = ["trial_id", "number", "arm", "seed"] + list(study.user_attrs.get("spec", {}).get("factors", {}))
     return complete.select(keep).join(scores, on="trial_id", how="inner")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table with padded columns (readable as plain text too)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])

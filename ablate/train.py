@@ -32,6 +32,7 @@ class TrainingConfig:
     epochs: int = 1
     warmup_ratio: float = 0.05
     devices: int = 1
+    attn_implementation: str = "sdpa"
 
 
 def controls(config: TrainingConfig) -> dict[str, float | int]:
@@ -62,13 +63,16 @@ def controls(config: TrainingConfig) -> dict[str, float | int]:
 ProgressFn = Callable[[int, int, float], None]  # (step, total_steps, seconds elapsed)
 
 
-def load_encoder(base_model: str | Path, max_seq_length: int | None):
-    """A SentenceTransformer (transformer + mean pooling) from a local path or hub id."""
+def load_encoder(base_model: str | Path, max_seq_length: int | None, attn_implementation: str = "sdpa"):
+    """A SentenceTransformer (transformer + mean pooling) from a local directory.
+
+    ``max_seq_length`` None keeps the checkpoint's own limit (as the official script does).
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     transformer = Transformer(str(base_model), max_seq_length=max_seq_length,
-                              model_kwargs={"attn_implementation": "sdpa"})
+                              model_kwargs={"attn_implementation": attn_implementation})
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling], device="cpu" if not has_cuda() else None)
 
@@ -77,6 +81,19 @@ def has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def training_precision() -> str:
+    """bf16 mixed precision where the GPU supports it (as the official script), else fp32."""
+    import torch
+
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def train(
@@ -107,7 +124,7 @@ def train(
     )
 
     transformers.set_seed(seed, deterministic=False)
-    model = load_encoder(base_model, config.max_seq_length)
+    model = load_encoder(base_model, config.max_seq_length, config.attn_implementation)
     loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
@@ -121,7 +138,7 @@ def train(
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         seed=seed,
         data_seed=seed,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        bf16=training_precision() == "bf16",
         save_strategy="steps" if checkpoint_every else "no",
         **({"save_steps": checkpoint_every, "save_total_limit": 1} if checkpoint_every else {}),
         logging_steps=10,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from ablate.evaluate import DatasetScores, check_against_mteb, evaluate_tasks
 from ablate.profiles import DEFAULT_SETTINGS, Profile
 from ablate.progress import Progress
 from ablate.spec import Cell, StudySpec
-from ablate.train import checkpoint_dir, controls, latest_checkpoint, train
+from ablate.train import checkpoint_dir, controls, device_name, latest_checkpoint, train, training_precision
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class TrialOutcome:
     timings: dict[str, float]
     training_key: str = ""
     trained: bool = True
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def macro(self, metric: str) -> float:
         """Macro-average of ``metric`` over datasets (each dataset's mean over its queries)."""
@@ -87,7 +88,8 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
     options = profile.eval_options(settings)
     progress.line(f"{progress.prefix}evaluating {len(spec.datasets_for(profile.name))} datasets")
     tasks = profile.eval_tasks(spec.datasets_for(profile.name), options)
-    scores = evaluate_tasks(model, tasks, max_seq_length=options.max_seq_length)
+    max_seq_length_model = int(model.max_seq_length)
+    scores = evaluate_tasks(model, tasks, max_seq_length=options.max_seq_length, batch_size=options.batch_size)
     for dataset_scores in scores:
         check_against_mteb(dataset_scores)
     finished = time.perf_counter()
@@ -101,4 +103,7 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
         timings={"train_s": trained - started, "eval_s": finished - trained, "total_s": finished - started},
         training_key=key,
         trained=was_trained,
+        provenance={**profile.provenance(), "max_seq_length_model": max_seq_length_model,
+                    "precision": training_precision(), "device": device_name(),
+                    "shared_corpus": {s.dataset: s.documents_reused for s in scores if s.documents_reused}},
     )

@@ -1,79 +1,222 @@
-"""The paper profile's real loading code, run offline on small local fixtures in the hub's formats."""
+"""The paper profile's real loading code, run offline on small local fixtures in the hub's formats.
 
+Nothing here downloads: artifacts are local directories, or snapshots placed in a temporary hub cache
+where ``hf download`` would put them, read with ``HF_HUB_OFFLINE=1``.
+"""
+
+import hashlib
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import datasets
+import huggingface_hub.constants
+import numpy as np
 import pytest
 
-from ablate.beir import write_beir
-from ablate.profiles import PaperProfile, ProfileError
+from ablate.beir import DatasetError, write_beir
+from ablate.paper import (
+    MODEL_REVISIONS,
+    TRAIN_DATA,
+    PaperProfile,
+    load_triplets,
+    official_subset,
+    paper_task,
+    row_indices_digest,
+)
+from ablate.profiles import EvalOptions, ProfileError
 from ablate.spec import parse_spec
 from ablate.trial import run_trial
 from conftest import REPO
+from paper_fixtures import put_in_hub_cache, write_mteb_retrieval, write_triplet_hard
+
+DATA_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def test_unreachable_hub_gives_clear_message(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("ABLATE_PAPER_MODEL", raising=False)
-    with pytest.raises(ProfileError, match=r"cannot get model 'answerdotai/ModernBERT-base' .*ABLATE_PAPER_MODEL"):
-        PaperProfile().base_model()
-
-
-def test_cli_paper_profile_offline_exits_2_and_writes_nothing(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("ABLATE_PAPER_MODEL", None)
-    db = tmp_path / "p.db"
-    result = subprocess.run([sys.executable, "-m", "ablate.cli", "run", "batch-size", "--profile", "paper",
-                             "--storage", f"sqlite:///{db}"], capture_output=True, text=True, cwd=REPO, env=env)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: paper profile: cannot get model")
-    assert not db.exists()
+def _official_train_rows(n_rows: int, held_out: int, seed: int) -> np.ndarray:
+    """The source rows of the official train part, computed independently of our code path: datasets'
+    ``train_test_split(shuffle=True, seed)`` draws one permutation from ``np.random.default_rng(seed)``
+    and takes test = the first ``held_out`` positions, train = the rest in permutation order."""
+    return np.random.default_rng(seed).permutation(n_rows)[held_out:]
 
 
 @pytest.fixture(scope="module")
-def paper_fixtures(tmp_path_factory, small_profile):
-    """A saved checkpoint, a triplet-hard parquet copy, and a BEIR-layout test set: the paper formats."""
+def fixtures(tmp_path_factory, small_profile):
     root = tmp_path_factory.mktemp("paper")
     world = small_profile.world
-    rows = world.train_triplets[:500]
-    (root / "msmarco" / "triplet-hard").mkdir(parents=True)
-    datasets.Dataset.from_dict({"query": [r[0] for r in rows], "positive": [r[1] for r in rows],
-                                "negative": [r[2] for r in rows]}).to_parquet(
-        str(root / "msmarco" / "triplet-hard" / "train-00000-of-00001.parquet"))
+    triplets = write_triplet_hard(root / "msmarco", rows=3_000)
     write_beir(world.datasets["factoid"], root / "beir-factoid")
-    return {"model": str(small_profile.base_model()), "data": str(root / "msmarco"),
-            "beir": str(root / "beir-factoid")}
+    eval_root = root / "eval"
+    write_mteb_retrieval(eval_root / "mteb" / "scifact", world.datasets["factoid"])
+    write_mteb_retrieval(eval_root / "mteb" / "arguana", world.datasets["counter"])
+    return {"root": root, "model": str(small_profile.base_model()), "data": str(triplets),
+            "beir": str(root / "beir-factoid"), "eval": str(eval_root), "world": world}
 
 
-def test_official_subset_is_taken_as_train_st_does(paper_fixtures):
-    profile = PaperProfile(model=paper_fixtures["model"], train_data=paper_fixtures["data"], subset_rows=200,
-                           held_out_rows=100)
+def test_subset_is_the_official_recipes_rows(fixtures):
+    profile = PaperProfile(model=fixtures["model"], train_data=fixtures["data"], subset_rows=1_500)
     subset = profile.training_set("subset")
+    recorded = profile.provenance()
     full = profile.training_set("full")
-    assert len(subset) == 200 and len(full) == 400
-    expected = datasets.load_dataset("parquet", data_dir=paper_fixtures["data"] + "/triplet-hard", split="train") \
-        .train_test_split(test_size=100, seed=12)["train"]
-    assert subset["query"] == expected["query"][:200]
-    assert subset.column_names == ["query", "positive", "negative"]
+    expected = _official_train_rows(3_000, 1_000, 12)
+    source_rows = [int(q.split()[1]) for q in subset["query"]]
+    assert source_rows == expected[:1_500].tolist()
+    assert [int(q.split()[1]) for q in full["query"]] == expected.tolist()
+    assert subset.column_names == ["query", "positive", "negative"]  # the decoy config was not read
+    assert recorded["train_rows"] == 1_500 and recorded["train_source_rows"] == 3_000
+    assert recorded["train_row_indices_sha256"] == hashlib.sha256(
+        expected[:1_500].astype(np.uint64).tobytes()).hexdigest()
 
 
-def test_too_small_training_copy_is_refused(paper_fixtures):
-    profile = PaperProfile(model=paper_fixtures["model"], train_data=paper_fixtures["data"], held_out_rows=100)
-    with pytest.raises(ProfileError, match="has 400 training rows, fewer than the 1250000 of the official subset"):
+def test_subset_indices_at_full_scale_match_the_official_recipe():
+    """11,662,655 rows (the real triplet-hard size): the same 1,250,000 source rows as train_st.py takes."""
+    n_rows = 11_662_655
+    table = datasets.Dataset.from_dict({"row": np.arange(n_rows, dtype=np.int64)})
+    subset = official_subset(table, held_out_rows=1_000, split_seed=12, subset_rows=1_250_000)
+    expected = _official_train_rows(n_rows, 1_000, 12)[:1_250_000]
+    assert len(subset) == 1_250_000
+    assert np.array_equal(np.asarray(subset[:1_000]["row"]), expected[:1_000])
+    assert row_indices_digest(subset) == hashlib.sha256(expected.astype(np.uint64).tobytes()).hexdigest()
+
+
+def test_training_data_is_read_through_the_dataset_card(fixtures):
+    full = load_triplets(fixtures["root"] / "msmarco", "triplet-hard")
+    assert len(full) == 3_000 and full[2_999]["query"] == "query 2999"  # both shards, in order
+
+
+def test_too_small_training_copy_is_refused(fixtures):
+    profile = PaperProfile(model=fixtures["model"], train_data=fixtures["data"])
+    with pytest.raises(ProfileError, match="has 2000 training rows, fewer than the 1250000 of the official subset"):
         profile.training_set("subset")
-    with pytest.raises(ProfileError, match="not more than the 1000 held out"):
-        PaperProfile(model=paper_fixtures["model"], train_data=paper_fixtures["data"]).training_set("subset")
+    with pytest.raises(ProfileError, match="not more than the 5000 held out"):
+        PaperProfile(model=fixtures["model"], train_data=fixtures["data"], held_out_rows=5_000).training_set("full")
+
+
+def test_dataset_names_map_to_mteb_tasks_and_splits():
+    assert paper_task("MLDR").mteb_name == "MultiLongDocRetrieval" and paper_task("MLDR").split == "test"
+    assert paper_task("MSMARCO:dev").split == "dev" and paper_task("MSMARCO:dev").queries == 6_980
+    assert paper_task("FEVER").corpus_group == paper_task("ClimateFEVER").corpus_group is not None
+    with pytest.raises(DatasetError, match=r"MSMARCO: name the split: MSMARCO:dev \(6,980 queries\)"):
+        paper_task("MSMARCO")
+    with pytest.raises(DatasetError, match="NotATask: not an mteb task"):
+        paper_task("NotATask")
+
+
+def test_model_aliases_and_pinned_revisions():
+    assert PaperProfile(model="large").model == "answerdotai/ModernBERT-large"
+    profile = PaperProfile(model="base")
+    assert profile.model_revision == MODEL_REVISIONS["answerdotai/ModernBERT-base"]
+    assert profile.describe()["model_revision"] == profile.model_revision
+
+
+def test_offline_miss_names_the_artifact_and_the_download_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("ABLATE_PAPER_MODEL", raising=False)
+    with pytest.raises(ProfileError) as err:
+        PaperProfile().base_model()
+    message = str(err.value)
+    revision = MODEL_REVISIONS["answerdotai/ModernBERT-base"]
+    assert message.startswith(f"paper profile: cannot fetch base model model answerdotai/ModernBERT-base@{revision}: "
+                              "offline (HF_HUB_OFFLINE=1) and not in the hub cache")
+    assert f"`hf download answerdotai/ModernBERT-base --revision {revision}" in message
+    assert "ablate fetch STUDY --profile paper" in message and "\n" not in message
+
+
+def test_everything_loads_from_the_hub_cache_offline(fixtures, tmp_path, monkeypatch):
+    """With HF_HUB_OFFLINE=1 and the cache holding the pinned snapshots, the hub ids just work."""
+    cache = tmp_path / "hub"
+    revision = MODEL_REVISIONS["answerdotai/ModernBERT-base"]
+    put_in_hub_cache(cache, "answerdotai/ModernBERT-base", "model", revision, Path(fixtures["model"]))
+    put_in_hub_cache(cache, TRAIN_DATA, "dataset", DATA_COMMIT, fixtures["root"] / "msmarco")
+    import mteb
+
+    scifact = mteb.get_task("SciFact").metadata.dataset
+    put_in_hub_cache(cache, scifact["path"], "dataset", scifact["revision"],
+                     fixtures["root"] / "eval" / "mteb" / "scifact", branch=None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    for var in ("ABLATE_PAPER_MODEL", "ABLATE_PAPER_DATA", "ABLATE_PAPER_DATA_REVISION", "ABLATE_PAPER_EVAL_DATA"):
+        monkeypatch.delenv(var, raising=False)
+
+    profile = PaperProfile(subset_rows=100)
+    assert profile.describe()["train_data_revision"] == "unresolved"
+    profile.prepare(["SciFact"])
+    assert profile.describe()["train_data_revision"] == DATA_COMMIT  # pinned at first fetch, recorded with the study
+    assert profile.base_model().endswith(revision)
+    assert len(profile.training_set("subset")) == 100
+    (task,) = profile.eval_tasks(["SciFact"], EvalOptions(True, None))
+    assert task.revision == scifact["revision"] and task.split == "test"
+    assert len(task.task.dataset["default"]["test"]["queries"]) == len(fixtures["world"].datasets["factoid"].qrels)
+    with pytest.raises(ProfileError, match=r"cannot fetch evaluation set ArguAna dataset mteb/arguana@"):
+        profile.eval_tasks(["ArguAna"], EvalOptions(True, None))
+
+
+def test_local_copies_of_every_artifact(fixtures):
+    profile = PaperProfile(model=fixtures["model"], train_data=fixtures["data"], eval_data=fixtures["eval"],
+                           subset_rows=100)
+    profile.prepare(["SciFact", "ArguAna", fixtures["beir"]])
+    assert profile.describe()["model_revision"] == "local"
+    scifact, arguana, beir = profile.eval_tasks(["SciFact", "ArguAna", fixtures["beir"]], EvalOptions(True, None))
+    assert arguana.task.ignore_identical_ids and not scifact.task.ignore_identical_ids  # mteb's own protocol
+    assert beir.name == "factoid"
+    (kept,) = profile.eval_tasks(["ArguAna"], EvalOptions(False, None))
+    assert not kept.task.ignore_identical_ids
+    with pytest.raises(ProfileError, match="no local copy of FEVER at .*mteb/fever"):
+        profile.eval_tasks(["FEVER"], EvalOptions(True, None))
+
+
+def _cli(args, env_extra=None, cwd=REPO):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    for var in ("ABLATE_PAPER_MODEL", "ABLATE_PAPER_DATA", "ABLATE_PAPER_EVAL_DATA", "ABLATE_STORAGE"):
+        env.pop(var, None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "ablate.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env)
+
+
+def test_cli_real_run_offline_fails_fast_with_one_line_and_writes_nothing(tmp_path):
+    db = tmp_path / "p.db"
+    started = time.perf_counter()
+    result = _cli(["run", "batch-size", "--profile", "paper", "--storage", f"sqlite:///{db}"],
+                  {"HF_HUB_CACHE": str(tmp_path / "empty-cache"), "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: paper profile: cannot fetch base model model answerdotai/ModernBERT-base@")
+    assert "hf download answerdotai/ModernBERT-base" in last
+    assert not db.exists()
+    assert time.perf_counter() - started < 60
+
+
+def test_cli_dry_run_prints_trials_revisions_tasks_and_costs_offline(tmp_path):
+    db = tmp_path / "p.db"
+    result = _cli(["run", "batch-size", "--profile", "paper", "--dry-run", "--storage", f"sqlite:///{db}"],
+                  {"HF_HUB_CACHE": str(tmp_path / "empty-cache"), "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert MODEL_REVISIONS["answerdotai/ModernBERT-base"] in out
+    assert "train_test_split(test_size=1,000, seed=12), then the first 1,250,000 rows" in out
+    assert "mteb/arguana@c22ab2a51041" in out and "removed (mteb)" in out
+    assert "| MSMARCO:dev" in out and "| dev " in out
+    assert "shared (fever-wikipedia), encoded once per model" in out
+    assert "| 4 | per_device_batch=512, seed=0 | 512" in out and "1023" in out
+    assert "GPU-hours" in out and "power" in out
+    assert not db.exists()
 
 
 @pytest.mark.slow
-def test_paper_profile_trial_runs_on_local_fixtures(paper_fixtures):
+def test_paper_profile_trial_runs_on_local_fixtures(fixtures):
     spec = parse_spec({"name": "p", "question": "q?", "seeds": [0], "factors": {"per_device_batch": [8, 16]},
-                       "fixed": {"learning_rate": 1e-3}, "datasets": {"paper": [paper_fixtures["beir"]]}})
-    profile = PaperProfile(model=paper_fixtures["model"], train_data=paper_fixtures["data"], subset_rows=64,
-                           held_out_rows=100)
+                       "fixed": {"learning_rate": 1e-3},
+                       "datasets": {"paper": ["ArguAna", fixtures["beir"]]}})
+    profile = PaperProfile(model=fixtures["model"], train_data=fixtures["data"], eval_data=fixtures["eval"],
+                           subset_rows=64, attn_implementation="sdpa")
     outcome = run_trial(spec, spec.cells()[0], profile)
     assert outcome.controls["training_examples_seen"] == 64 and outcome.controls["optimizer_updates"] == 8
-    (scores,) = outcome.scores
-    assert scores.dataset == "factoid" and scores.per_query.height == 400
+    arguana, factoid = outcome.scores
+    assert arguana.dataset == "ArguAna" and arguana.ignore_identical_ids and arguana.split == "test"
+    assert factoid.dataset == "factoid" and factoid.per_query.height == 400
+    provenance = outcome.provenance
+    assert provenance["model_revision"] == "local" and provenance["train_rows"] == 64
+    assert provenance["max_seq_length_model"] > 0 and provenance["attn_implementation"] == "sdpa"
+    assert provenance["precision"] == "fp32" and provenance["device"] == "cpu"

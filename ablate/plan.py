@@ -1,0 +1,323 @@
+"""What a study will run and what it will cost, before anything runs (``ablate plan``, ``ablate run --dry-run``).
+
+A plan lists every cell with the training run it implies, estimates compute per cell and in total, the
+disk the trained-model store and resumable checkpoints need, and the smallest differences the seeds and
+queries can resolve. Estimates come from the profile's stated cost basis (``ablate.cost``: FLOPs per
+token, a GPU's peak, a calibrated utilisation) unless the study database already holds finished trials
+of the same profile, whose measured seconds per training example and per evaluation then take over.
+Nothing here touches the network, trains, or writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import median
+
+from ablate import cost
+from ablate.settings import SETTINGS
+from ablate.spec import Cell, StudySpec
+from ablate.tables import markdown_table
+
+# Assumed variance of per-query differences and of training seeds, when the study has no data yet
+# (0..1 scale). Query-level SD of paired NDCG@10 differences is typically 0.10-0.20 between two
+# fine-tuned dense retrievers; 0.5 points of seed SD on a dataset mean is a middle value for one epoch.
+ASSUMED_SD_QUERY_DIFF = 0.15
+ASSUMED_SEED_SD = 0.005
+ASSUMED_INTERACTION_SD = 0.10
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One evaluation set as a plan needs it (sizes 0 when unknown)."""
+
+    name: str
+    task: str
+    split: str
+    source: str          # "mteb/scifact@d56462d..." or a local path
+    queries: int
+    documents: int
+    query_tokens: float
+    document_tokens: float
+    corpus_group: str | None = None
+    self_hits: str = ""
+
+
+@dataclass(frozen=True)
+class CostBasis:
+    """How a profile's work becomes time. GPU profiles give a model shape (FLOPs); CPU profiles a measured rate."""
+
+    shape: cost.ModelShape | None
+    tokens_per_triplet: float
+    train_seq_len: int
+    max_seq_len: int
+    train_rows: dict[str, int]                 # "subset"/"full" -> training rows
+    seconds_per_triplet: float | None = None   # CPU profiles: measured rate on the reference machine
+    seconds_per_evaluation: float | None = None
+    basis_note: str = ""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Rates measured on a study's finished trials (same profile)."""
+
+    seconds_per_example: float | None
+    seconds_per_evaluation: float | None
+    trials: int
+    done_cells: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CellCost:
+    cell: Cell
+    train_set: str
+    examples: int
+    trains: bool            # False: an earlier cell trains the same model (evaluation settings only differ)
+    train_hours: float
+    eval_hours: float
+    done: bool = False
+
+    @property
+    def hours(self) -> float:
+        return self.train_hours + self.eval_hours
+
+
+@dataclass(frozen=True)
+class PowerRow:
+    dataset: str
+    queries: int
+    mde_points: float       # smallest true difference detected with 80 % power at alpha 0.05
+    power_1pt: float        # power for a 1-point difference
+
+
+@dataclass
+class StudyPlan:
+    spec: StudySpec
+    profile: str
+    device: str
+    unit: str                # "GPU-hours" or "CPU-hours"
+    cells: list[CellCost]
+    eval_sets: list[EvalSet]
+    disk: dict[str, float]   # name -> GiB
+    power: list[PowerRow]
+    assumptions: list[str] = field(default_factory=list)
+    source: str = "model"
+
+    @property
+    def total_hours(self) -> float:
+        return sum(c.hours for c in self.cells)
+
+    @property
+    def remaining_hours(self) -> float:
+        return sum(c.hours for c in self.cells if not c.done)
+
+
+def training_identity(spec: StudySpec, cell: Cell, defaults: dict) -> tuple:
+    """What decides the trained model: the training-phase settings and the seed (evaluation ones excluded)."""
+    settings = {**defaults, **spec.settings_for(cell.arm)}
+    return (tuple(sorted((k, repr(v)) for k, v in settings.items()
+                         if SETTINGS.get(k) is None or SETTINGS[k].phase == "train")), cell.seed)
+
+
+def plan_study(spec: StudySpec, profile, *, gpu: str = "H100", mfu: float | None = None,
+               measured: Measured | None = None, sd_query_diff: float = ASSUMED_SD_QUERY_DIFF,
+               seed_sd: float = ASSUMED_SEED_SD) -> StudyPlan:
+    """Cost, disk and power of every cell of ``spec`` on ``profile`` (no network, nothing written)."""
+    from ablate.profiles import DEFAULT_SETTINGS
+
+    names = spec.datasets_for(profile.name)
+    basis: CostBasis = profile.cost_basis()
+    eval_sets: list[EvalSet] = profile.eval_sets(names)
+    device = cost.get_gpu(gpu) if basis.shape is not None else None
+    mfu = cost.DEFAULT_MFU if mfu is None else mfu
+    assumptions = [basis.basis_note] if basis.basis_note else []
+    per_eval_hours = _evaluation_hours(basis, eval_sets, device, mfu)
+    source = "model"
+    if measured and measured.seconds_per_example is not None:
+        source = f"measured on {measured.trials} finished trial(s)"
+    seen: set[tuple] = set()
+    cells = []
+    for cell in spec.cells():
+        settings = {**DEFAULT_SETTINGS, **spec.settings_for(cell.arm)}
+        examples = basis.train_rows[settings["train_set"]] * settings["epochs"]
+        identity = training_identity(spec, cell, DEFAULT_SETTINGS)
+        trains = identity not in seen
+        seen.add(identity)
+        if measured and measured.seconds_per_example is not None:
+            train_h = examples * measured.seconds_per_example / 3600
+        elif basis.seconds_per_triplet is not None:
+            train_h = examples * basis.seconds_per_triplet / 3600
+        else:
+            flops = cost.training_flops(basis.shape, examples, basis.tokens_per_triplet, basis.train_seq_len)
+            train_h = cost.gpu_hours(flops, device, mfu)
+        eval_h = (measured.seconds_per_evaluation / 3600 if measured and measured.seconds_per_evaluation
+                  else per_eval_hours)
+        cells.append(CellCost(cell, settings["train_set"], examples, trains, train_h if trains else 0.0, eval_h,
+                              done=bool(measured and cell.key in measured.done_cells)))
+    disk = _disk(basis, cells, eval_sets)
+    power = _power(eval_sets, len(spec.seeds), sd_query_diff, seed_sd)
+    assumptions.append(f"power: crossed seeds x queries test, two-sided alpha 0.05, {len(spec.seeds)} seeds per arm, "
+                       f"assumed query-level SD of differences {sd_query_diff:g} and seed SD {seed_sd:g} "
+                       f"(0..1 scale; set with --sd-query-diff / --seed-sd, or estimate them from a pilot)")
+    if device is not None:
+        assumptions.append(f"{device.name}: {device.peak_bf16_tflops:g} TFLOP/s dense bf16 peak, model FLOP "
+                           f"utilisation {mfu:.2f}" + (" (calibrated default)" if mfu == cost.DEFAULT_MFU else ""))
+    unit = "GPU-hours" if device is not None else "CPU-hours"
+    return StudyPlan(spec, profile.name, device.name if device else "cpu", unit, cells, eval_sets, disk, power,
+                     assumptions, source)
+
+
+def _evaluation_hours(basis: CostBasis, eval_sets: list[EvalSet], device, mfu: float) -> float:
+    """Hours to evaluate one trained model on every set; a shared corpus is encoded once."""
+    if basis.seconds_per_evaluation is not None:
+        return basis.seconds_per_evaluation / 3600
+    flops = 0.0
+    groups_done: set[str] = set()
+    for es in eval_sets:
+        flops += cost.encoding_flops(basis.shape, es.queries, es.query_tokens,
+                                     max(1, min(basis.max_seq_len, round(es.query_tokens))))
+        if es.corpus_group is not None and es.corpus_group in groups_done:
+            continue
+        if es.corpus_group is not None:
+            groups_done.add(es.corpus_group)
+        flops += cost.encoding_flops(basis.shape, es.documents, min(es.document_tokens, basis.max_seq_len),
+                                     max(1, min(basis.max_seq_len, round(es.document_tokens))))
+    return cost.gpu_hours(flops, device, mfu)
+
+
+def _disk(basis: CostBasis, cells: list[CellCost], eval_sets: list[EvalSet]) -> dict[str, float]:
+    gib = 1024 ** 3
+    if basis.shape is None:
+        return {}
+    trained = sum(1 for c in cells if c.trains)
+    largest_group = max((es.documents for es in eval_sets if es.corpus_group), default=0)
+    return {
+        "trained models kept for evaluation-only reuse (all)": trained * cost.checkpoint_bytes(basis.shape) / gib,
+        "one resumable training checkpoint per running worker": cost.training_state_bytes(basis.shape) / gib,
+        "shared corpus embeddings held in RAM while evaluating (fp32)": largest_group * basis.shape.hidden * 4 / gib,
+    }
+
+
+def _power(eval_sets: list[EvalSet], seeds: int, sd_query_diff: float, seed_sd: float) -> list[PowerRow]:
+    from ablate.stats import mde_crossed, power_crossed
+
+    if seeds < 3:
+        return []
+    rows = []
+    known = [es for es in eval_sets if es.queries >= 2]
+    for es in known:
+        components = _components(es.name, sd_query_diff ** 2, seed_sd ** 2, es.queries, seeds)
+        rows.append(PowerRow(es.name, es.queries, 100 * mde_crossed(components, n_seeds=seeds),
+                             power_crossed(0.01, components, n_seeds=seeds).power))
+    if len(known) > 1:
+        # Macro-average over D sets: its query term is (1/D^2) sum sd^2 / Q_d, written as an effective
+        # per-query variance over all Q queries; a seed moves every set, so the seed SD stays as it is.
+        total = sum(es.queries for es in known)
+        d = len(known)
+        query_var = total * sum(sd_query_diff ** 2 / es.queries for es in known) / d ** 2
+        components = _components("macro", query_var, seed_sd ** 2, total, seeds,
+                                 interaction=total * sum(ASSUMED_INTERACTION_SD ** 2 / es.queries for es in known) / d ** 2)
+        rows.append(PowerRow("macro", total, 100 * mde_crossed(components, n_seeds=seeds),
+                             power_crossed(0.01, components, n_seeds=seeds).power))
+    return rows
+
+
+def _components(name: str, query_var: float, seed_var: float, queries: int, seeds: int,
+                interaction: float | None = None):
+    from ablate.stats.crossed import VarianceComponents
+
+    return VarianceComponents(query_var=query_var, sd_query_diff=query_var ** 0.5, seed_var=seed_var,
+                              interaction_var=ASSUMED_INTERACTION_SD ** 2 if interaction is None else interaction,
+                              sum_w2=2.0, n_weighted_configs=2, n_queries=queries, n_seeds=seeds, dataset=name)
+
+
+def measured_rates(storage, spec: StudySpec, profile_name: str) -> Measured | None:
+    """Seconds per training example and per evaluation from the study's COMPLETE trials, if it has any."""
+    import optuna
+
+    from ablate.scheduler import study_name
+
+    try:
+        study = optuna.load_study(study_name=study_name(spec.name, profile_name), storage=storage)
+    except KeyError:
+        return None
+    trained, evals, done = [], [], set()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        timings, controls = attrs.get("timings") or {}, attrs.get("controls") or {}
+        if attrs.get("cell"):
+            done.add(attrs["cell"])
+        if attrs.get("trained") and controls.get("training_examples_seen"):
+            trained.append(timings.get("train_s", 0.0) / controls["training_examples_seen"])
+        if "eval_s" in timings:
+            evals.append(timings["eval_s"])
+    if not evals:
+        return None
+    return Measured(median(trained) if trained else None, median(evals), len(evals), frozenset(done))
+
+
+def format_plan(plan: StudyPlan) -> str:
+    spec = plan.spec
+    out = [f"plan: {spec.name} on the {plan.profile} profile: {len(spec.arms())} arms x {len(spec.seeds)} seeds = "
+           f"{len(plan.cells)} cells; device {plan.device}; estimates from the {plan.source}"]
+    factor_names = list(spec.factors)
+    header = ["#", *factor_names, "seed", "train set", "examples", "trains", f"train {plan.unit}",
+              f"eval {plan.unit}", "status"]
+    rows = []
+    for i, c in enumerate(plan.cells, start=1):
+        arm = c.cell.arm.as_dict()
+        rows.append([str(i), *(_fmt(arm[f]) for f in factor_names), str(c.cell.seed), c.train_set, f"{c.examples:,}",
+                     "yes" if c.trains else "reuses model", f"{c.train_hours:.2f}", f"{c.eval_hours:.2f}",
+                     "done" if c.done else "to run"])
+    out += ["", markdown_table(header, rows), ""]
+    trained = sum(1 for c in plan.cells if c.trains)
+    out.append(f"total: {plan.total_hours:.1f} {plan.unit} ({trained} training runs, {len(plan.cells)} evaluations); "
+               f"still to run: {plan.remaining_hours:.1f} {plan.unit}")
+    if plan.disk:
+        out.append("disk and memory:")
+        out += [f"  {name}: {size:.1f} GiB" for name, size in plan.disk.items()]
+    if plan.power:
+        out += ["", "power (smallest difference in NDCG@10 points found with 80 % power; power for a 1-point "
+                    "difference):"]
+        out.append(markdown_table(["dataset", "queries", "MDE (points)", "power at 1 point"],
+                                  [[p.dataset, f"{p.queries:,}", f"{p.mde_points:.2f}", f"{p.power_1pt:.2f}"]
+                                   for p in plan.power]))
+    elif len(spec.seeds) < 3:
+        out.append("power: needs at least 3 seeds per arm for the crossed seeds x queries test")
+    if plan.assumptions:
+        out += ["", "assumptions:"] + [f"  - {a}" for a in plan.assumptions]
+    return "\n".join(out)
+
+
+def format_dry_run(spec: StudySpec, profile, plan: StudyPlan) -> str:
+    """Exactly what ``ablate run`` would do: trials, data, model and dataset revisions, tasks, then the plan."""
+    from ablate.profiles import DEFAULT_SETTINGS
+    from ablate.provenance import package_versions
+    from ablate.train import controls
+
+    out = [f"dry run: {spec.name} on the {profile.name} profile; nothing is fetched, trained or written", ""]
+    out += [f"{key}: {value}" for key, value in profile.run_description().items()]
+    versions = package_versions()
+    out.append(f"evaluation through mteb {versions.get('mteb', '?')}:")
+    out.append(markdown_table(
+        ["dataset", "mteb task", "split", "source", "queries", "documents", "self-hits", "corpus"],
+        [[es.name, es.task, es.split, es.source, f"{es.queries:,}" if es.queries else "?",
+          f"{es.documents:,}" if es.documents else "?", es.self_hits,
+          f"shared ({es.corpus_group}), encoded once per model"
+          if es.corpus_group and sum(o.corpus_group == es.corpus_group for o in plan.eval_sets) > 1 else "own"]
+         for es in plan.eval_sets]))
+    out += ["", f"trials ({len(plan.cells)}):"]
+    header = ["#", "cell", "per-device batch", "accumulation", "learning rate", "negatives/query", "samples/update",
+              "updates", "examples"]
+    rows = []
+    for i, c in enumerate(plan.cells, start=1):
+        settings = {**DEFAULT_SETTINGS, **spec.settings_for(c.cell.arm)}
+        derived = controls(profile.training_config(settings, c.examples // settings["epochs"]))
+        rows.append([str(i), c.cell.label, str(settings["per_device_batch"]), str(settings["gradient_accumulation"]),
+                     f"{derived['learning_rate']:g}", str(derived["negatives_per_query"]),
+                     str(derived["samples_per_update"]), f"{derived['optimizer_updates']:,}", f"{c.examples:,}"])
+    out += [markdown_table(header, rows), "", format_plan(plan)]
+    return "\n".join(out)
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -220,3 +220,18 @@ def test_paper_profile_trial_runs_on_local_fixtures(fixtures):
     assert provenance["model_revision"] == "local" and provenance["train_rows"] == 64
     assert provenance["max_seq_length_model"] > 0 and provenance["attn_implementation"] == "sdpa"
     assert provenance["precision"] == "fp32" and provenance["device"] == "cpu"
+
+
+def test_cli_fetch_offline_from_a_filled_cache(fixtures, tmp_path):
+    cache = tmp_path / "hub"
+    put_in_hub_cache(cache, "answerdotai/ModernBERT-base", "model", MODEL_REVISIONS["answerdotai/ModernBERT-base"],
+                     Path(fixtures["model"]))
+    put_in_hub_cache(cache, TRAIN_DATA, "dataset", DATA_COMMIT, fixtures["root"] / "msmarco")
+    spec = tmp_path / "one.toml"
+    spec.write_text('name = "one"\nquestion = "q?"\nseeds = [0]\n[factors]\nper_device_batch = [8, 16]\n'
+                    f'[datasets]\npaper = ["{fixtures["beir"]}"]\n')
+    result = _cli(["fetch", str(spec), "--profile", "paper", "--profile-option", "subset_rows=100"],
+                  {"HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stderr
+    assert f"model answerdotai/ModernBERT-base@{MODEL_REVISIONS['answerdotai/ModernBERT-base']}: {cache}" in result.stdout
+    assert f"training data revision: {DATA_COMMIT}" in result.stdout

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-# Before any library import: tqdm and the hub read these once, at import time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Before any library import: tqdm and the hub read these once, at import time. Hub access is the
+# profile's business (mini never needs it; paper fetches pinned artifacts, see ablate.hub).
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

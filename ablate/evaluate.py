@@ -9,7 +9,6 @@ cache would silently return an earlier model's scores.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -17,7 +16,6 @@ import polars as pl
 
 from ablate.beir import RetrievalDataset
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_100")
 TOP_K = 100

@@ -12,7 +12,9 @@ offline), so one mechanism serves online runs, offline runs and local copies ali
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +71,7 @@ class HubArtifact:
             patterns = self._config_patterns()
         try:
             return Path(snapshot_download(self.repo_id, repo_type=self.kind, revision=self.revision,
-                                          allow_patterns=patterns))
+                                          allow_patterns=patterns, local_files_only=not hub_reachable()))
         except Exception as err:  # offline, unreachable, gated, missing revision: the user's remedy is the same
             raise FetchError(self._miss_message(err)) from None
 
@@ -78,19 +80,50 @@ class HubArtifact:
         from huggingface_hub import hf_hub_download
 
         try:
-            card = Path(hf_hub_download(self.repo_id, "README.md", repo_type=self.kind, revision=self.revision))
+            card = Path(hf_hub_download(self.repo_id, "README.md", repo_type=self.kind, revision=self.revision,
+                                        local_files_only=not hub_reachable()))
         except Exception as err:
             raise FetchError(self._miss_message(err)) from None
         files = data_files_of(card, self.configs)
         return ["README.md", *files] if files else None
 
     def _miss_message(self, err: Exception) -> str:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-        why = "offline (HF_HUB_OFFLINE=1) and not in the hub cache" if offline else type(err).__name__
-        return (f"paper profile: cannot fetch {self.purpose + ' ' if self.purpose else ''}{self.label}: {why}; "
-                f"pre-download it where the hub is reachable (`ablate fetch STUDY --profile paper`, or "
-                f"`{self.download_command()}`), then rerun with HF_HUB_OFFLINE=1 and the same HF_HOME, or point "
-                f"ablate at a local copy")
+        if _offline_by_choice():
+            why = "offline (HF_HUB_OFFLINE=1) and not in the hub cache"
+        elif not hub_reachable():
+            why = "the hub is unreachable from here and it is not in the hub cache"
+        else:
+            why = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+        return (f"paper profile: cannot fetch {self.purpose or self.kind} {self.repo_id}@{self.revision or 'main'}: "
+                f"{why}; pre-download it where the hub is reachable (`ablate fetch STUDY --profile paper`, or "
+                f"`{self.download_command()}`), then rerun (HF_HUB_OFFLINE=1 is fine) with the same HF_HOME, or "
+                f"point ablate at a local copy")
+
+
+def _offline_by_choice() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host accepts a connection (checked once per process).
+
+    Without it, huggingface_hub retries an unreachable host for about 25 s per file before falling back
+    to the cache; with it, a machine without network goes straight to the cache (or to a one-line miss).
+    """
+    if _offline_by_choice():
+        return False
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def data_files_of(card: Path, configs: tuple[str, ...]) -> list[str]:

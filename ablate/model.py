@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tempfile
 from collections import Counter
@@ -17,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # Every path through this module is offline unless the caller explicitly asks for the hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @dataclass(frozen=True)

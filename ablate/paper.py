@@ -79,8 +79,6 @@ PAPER_TASKS: dict[str, PaperTask] = {
 }
 # Names whose split must be spelled out because the default would silently pick a different test set.
 AMBIGUOUS = {"MSMARCO": "name the split: MSMARCO:dev (6,980 queries) or MSMARCO:test (43 queries, TREC-DL 2019)"}
-# Mean tokens per MS MARCO triplet (query ~10, two passages ~80 each), for the cost plan.
-TRIPLET_TOKENS = 170.0
 
 
 def paper_task(name: str) -> PaperTask:
@@ -174,7 +172,7 @@ class PaperProfile(Profile):
     split_seed: int = 12
     eval_data: str = field(default_factory=lambda: os.environ.get("ABLATE_PAPER_EVAL_DATA", ""))
     attn_implementation: str = "auto"
-    eval_batch_size: int = 256
+    eval_batch_size: int = 128
 
     name = "paper"
     description = "ModernBERT + MS MARCO triplet-hard (1.25M subset) + mteb BEIR/MLDR tasks (hub or local copies, GPU)"
@@ -234,6 +232,10 @@ class PaperProfile(Profile):
     def prepare(self, dataset_names: list[str]) -> None:
         """Fetch everything (from the cache when offline) and pin the training data's commit."""
         self.fetch(dataset_names)
+
+    def resolve(self) -> None:
+        if not self.train_data_revision and not _is_local(self.train_data):
+            self._pin_train_revision(_fetched(self.train_artifact()))
 
     def base_model(self) -> str:
         return str(_fetched(self.model_artifact()))
@@ -312,10 +314,12 @@ class PaperProfile(Profile):
         if shape is None:
             raise ProfileError(f"paper profile: no size known for model {self.model!r}; use a local directory "
                                "with its config.json, or one of " + ", ".join(cost.MODEL_SHAPES))
-        return CostBasis(shape=shape, tokens_per_triplet=TRIPLET_TOKENS, train_seq_len=80,
+        return CostBasis(shape=shape, tokens_per_triplet=cost.MSMARCO_TOKENS_PER_TRIPLET,
+                         train_seq_len=cost.MSMARCO_ATTENTION_CONTEXT,
                          max_seq_len=MODEL_MAX_POSITIONS.get(self.model, shape.max_position),
                          train_rows={"subset": self.expected_rows("subset"), "full": self.expected_rows("full")},
-                         basis_note=f"training: CachedMNRL costs 4 forward passes per token; {TRIPLET_TOKENS:g} "
+                         basis_note=f"training: CachedMNRL costs 4 forward passes per token; "
+                                    f"{cost.MSMARCO_TOKENS_PER_TRIPLET:g} "
                                     "tokens per MS MARCO triplet (query ~10, passages ~80), unpadded; evaluation: "
                                     "one forward pass per query and document token, corpus truncated at the "
                                     "model's max length; sizes and mean lengths from BEIR/MLDR statistics")

@@ -48,7 +48,7 @@ class CostBasis:
 
     shape: cost.ModelShape | None
     tokens_per_triplet: float
-    train_seq_len: int
+    train_seq_len: float                       # tokens each training token attends to
     max_seq_len: int
     train_rows: dict[str, int]                 # "subset"/"full" -> training rows
     seconds_per_triplet: float | None = None   # CPU profiles: measured rate on the reference machine

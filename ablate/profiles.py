@@ -21,7 +21,6 @@ from typing import Any
 from ablate.beir import DatasetError, RetrievalDataset, read_beir
 from ablate.train import TrainingConfig
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The official subset: 1.25M of ~11.7M rows of triplet-hard (train_st.py).
 OFFICIAL_SUBSET_ROWS = 1_250_000
@@ -64,6 +63,9 @@ class Profile:
         """Fail early, before anything is written, if the model or a dataset cannot be had here."""
         self.base_model()
         self.eval_tasks(dataset_names, EvalOptions(True, None))
+
+    def resolve(self) -> None:
+        """Pin whatever ``describe`` would otherwise leave open (e.g. a dataset's branch head); may fetch."""
 
     def training_set(self, train_set: str):
         """The training triplets as a ``datasets.Dataset`` (anchor, positive, negative columns in order)."""
@@ -126,6 +128,11 @@ class MiniProfile(Profile):
 
     name = "mini"
     description = "embedded synthetic world + tiny from-scratch ModernBERT, offline on CPU"
+
+    def __post_init__(self) -> None:
+        # Nothing here comes from the hub; without this, saving and loading models makes hub look-ups
+        # (model cards) that stall on a machine without network. Read by huggingface_hub at import.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     @functools.cached_property
     def world(self):

@@ -406,6 +406,7 @@ def run_study(spec: StudySpec, profile: Profile, storage, progress: Progress | N
     progress = progress or Progress(quiet=True)
     warn = warn or (lambda text: progress.line(f"warning: {text}"))
     started = time.perf_counter()
+    profile.resolve()  # what the study records must be pinned before it is recorded or compared
     study = open_study(storage, spec, profile, create=create)
     if (note := shared_sqlite_warning(study)) is not None:
         warn(note)

@@ -23,7 +23,8 @@ def test_batch_size_plan_on_paper(paper):
     assert len(plan.cells) == 6 and all(c.trains for c in plan.cells)
     assert plan.total_hours == pytest.approx(sum(c.train_hours + c.eval_hours for c in plan.cells))
     shape = cost.MODEL_SHAPES["answerdotai/ModernBERT-base"]
-    expected_train = cost.gpu_hours(cost.training_flops(shape, 1_250_000, 170.0, 80), cost.get_gpu("H100"),
+    expected_train = cost.gpu_hours(cost.training_flops(shape, 1_250_000, cost.MSMARCO_TOKENS_PER_TRIPLET,
+                                                         cost.MSMARCO_ATTENTION_CONTEXT), cost.get_gpu("H100"),
                                     cost.DEFAULT_MFU)
     assert plan.cells[0].train_hours == pytest.approx(expected_train)
     slower = plan_study(find_spec("batch-size"), paper, gpu="A100-80GB")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from ablate import cost
+from ablate.progress import duration
 from ablate.settings import SETTINGS
 from ablate.spec import Cell, StudySpec
 from ablate.tables import markdown_table
@@ -155,12 +156,16 @@ def plan_study(spec: StudySpec, profile, *, gpu: str = "H100", mfu: float | None
                               done=bool(measured and cell.key in measured.done_cells)))
     disk = _disk(basis, cells, eval_sets)
     power = _power(eval_sets, len(spec.seeds), sd_query_diff, seed_sd)
-    assumptions.append(f"power: crossed seeds x queries test, two-sided alpha 0.05, {len(spec.seeds)} seeds per arm, "
+    assumptions.append(f"power: one arm against another (a factorial's main effects average more cells and "
+                       f"resolve smaller differences), crossed seeds x queries test, two-sided alpha 0.05, "
+                       f"{len(spec.seeds)} seeds per arm, "
                        f"assumed query-level SD of differences {sd_query_diff:g} and seed SD {seed_sd:g} "
                        f"(0..1 scale; set with --sd-query-diff / --seed-sd, or estimate them from a pilot)")
     if device is not None:
         assumptions.append(f"{device.name}: {device.peak_bf16_tflops:g} TFLOP/s dense bf16 peak, model FLOP "
-                           f"utilisation {mfu:.2f}" + (" (calibrated default)" if mfu == cost.DEFAULT_MFU else ""))
+                           f"utilisation {mfu:.2f}" + (" (calibrated default)" if mfu == cost.DEFAULT_MFU else "")
+                           + ", the same at every batch size (small per-device batches likely reach less; "
+                             "measure with bench/train_throughput.py, or let finished trials replace the model)")
     unit = "GPU-hours" if device is not None else "CPU-hours"
     return StudyPlan(spec, profile.name, device.name if device else "cpu", unit, cells, eval_sets, disk, power,
                      assumptions, source)
@@ -189,7 +194,12 @@ def _disk(basis: CostBasis, cells: list[CellCost], eval_sets: list[EvalSet]) -> 
     if basis.shape is None:
         return {}
     trained = sum(1 for c in cells if c.trains)
-    largest_group = max((es.documents for es in eval_sets if es.corpus_group), default=0)
+    members: dict[str, list[EvalSet]] = {}
+    for es in eval_sets:
+        if es.corpus_group:
+            members.setdefault(es.corpus_group, []).append(es)
+    largest_group = max((max(es.documents for es in group) for group in members.values() if len(group) > 1),
+                        default=0)
     return {
         "trained models kept for evaluation-only reuse (all)": trained * cost.checkpoint_bytes(basis.shape) / gib,
         "one resumable training checkpoint per running worker": cost.training_state_bytes(basis.shape) / gib,
@@ -257,16 +267,20 @@ def measured_rates(storage, spec: StudySpec, profile_name: str) -> Measured | No
 
 def format_plan(plan: StudyPlan) -> str:
     spec = plan.spec
+    on = f"one {plan.device} GPU" if plan.unit == "GPU-hours" else "the CPU"
     out = [f"plan: {spec.name} on the {plan.profile} profile: {len(spec.arms())} arms x {len(spec.seeds)} seeds = "
-           f"{len(plan.cells)} cells; device {plan.device}; estimates from the {plan.source}"]
+           f"{len(plan.cells)} cells; times on {on}, estimated from the {plan.source}"]
     factor_names = list(spec.factors)
-    header = ["#", *factor_names, "seed", "train set", "examples", "trains", f"train {plan.unit}",
-              f"eval {plan.unit}", "status"]
+    show_set = "train_set" not in spec.factors
+    header = ["#", *factor_names, "seed", *(["train set"] if show_set else []), "examples", "trains", "train",
+              "evaluate", "status"]
     rows = []
     for i, c in enumerate(plan.cells, start=1):
         arm = c.cell.arm.as_dict()
-        rows.append([str(i), *(_fmt(arm[f]) for f in factor_names), str(c.cell.seed), c.train_set, f"{c.examples:,}",
-                     "yes" if c.trains else "reuses model", f"{c.train_hours:.2f}", f"{c.eval_hours:.2f}",
+        rows.append([str(i), *(_fmt(arm[f]) for f in factor_names), str(c.cell.seed),
+                     *([c.train_set] if show_set else []), f"{c.examples:,}",
+                     "yes" if c.trains else "reuses model", duration(c.train_hours * 3600),
+                     duration(c.eval_hours * 3600),
                      "done" if c.done else "to run"])
     out += ["", markdown_table(header, rows), ""]
     trained = sum(1 for c in plan.cells if c.trains)
@@ -320,4 +334,6 @@ def format_dry_run(spec: StudySpec, profile, plan: StudyPlan) -> str:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -76,6 +76,19 @@ def load_encoder(base_model: str | Path, max_seq_length: int | None, attn_implem
     return SentenceTransformer(modules=[transformer, pooling], device="cpu" if not has_cuda() else None)
 
 
+def use_evaluation_attention(model) -> str:
+    """Switch a trained encoder to the attention the official evaluation used (fp32, sdpa); returns it.
+
+    Flash attention only runs on fp16/bf16 inputs, and evaluation encodes in fp32 as ``evaluate_st.py``
+    does (a freshly loaded SentenceTransformer), so a model trained with flash attention is evaluated
+    with sdpa: the same attention, computed exactly.
+    """
+    encoder = model[0].auto_model
+    if getattr(encoder.config, "_attn_implementation", None) == "flash_attention_2":
+        encoder.set_attn_implementation("sdpa")
+    return str(getattr(encoder.config, "_attn_implementation", "unknown"))
+
+
 def has_cuda() -> bool:
     import torch
 

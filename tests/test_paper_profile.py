@@ -238,6 +238,7 @@ def test_paper_profile_trial_runs_on_local_fixtures(fixtures):
     assert provenance["model_revision"] == "local" and provenance["train_rows"] == 64
     assert provenance["max_seq_length_model"] > 0 and provenance["attn_implementation"] == "sdpa"
     assert provenance["precision"] == "fp32" and provenance["device"] == "cpu"
+    assert provenance["attn_implementation_eval"] == "sdpa"
 
 
 def test_cli_fetch_offline_from_a_filled_cache(fixtures, tmp_path):

@@ -157,17 +157,19 @@ class MiniProfile(Profile):
         return Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                   "negative": [r[2] for r in rows]})
 
+    def dataset(self, name: str) -> RetrievalDataset:
+        """A world dataset by name, or a BEIR-layout directory."""
+        dataset = local_dataset_or_none(name) or self.world.datasets.get(name)
+        if dataset is None:
+            known = ", ".join(self.world.datasets)
+            raise DatasetError(f"{name}: unknown mini dataset; allowed: {known}, or a BEIR-layout directory")
+        return dataset
+
     def eval_tasks(self, names, options):
         from ablate.evaluate import PreparedTask, local_task
 
-        out = []
-        for name in names:
-            dataset = local_dataset_or_none(name) or self.world.datasets.get(name)
-            if dataset is None:
-                known = ", ".join(self.world.datasets)
-                raise DatasetError(f"{name}: unknown mini dataset; allowed: {known}, or a BEIR-layout directory")
-            out.append(PreparedTask(dataset.name, dataset.revision, local_task(dataset, options.ignore_identical_ids)))
-        return out
+        return [PreparedTask(dataset.name, dataset.revision, local_task(dataset, options.ignore_identical_ids))
+                for dataset in map(self.dataset, names)]
 
     def training_config(self, settings, n_examples):
         return TrainingConfig(
@@ -199,16 +201,10 @@ class MiniProfile(Profile):
     def eval_sets(self, names):
         from ablate.plan import EvalSet
 
-        out = []
-        for name in names:
-            dataset = local_dataset_or_none(name) or self.world.datasets.get(name)
-            if dataset is None:
-                known = ", ".join(self.world.datasets)
-                raise DatasetError(f"{name}: unknown mini dataset; allowed: {known}, or a BEIR-layout directory")
-            out.append(EvalSet(dataset.name, f"ablate-{dataset.name}", "test", f"world@{dataset.revision}",
-                               len(dataset.judged_queries), len(dataset.corpus), 0.0, 0.0,
-                               self_hits="removed when ignore_identical_ids"))
-        return out
+        return [EvalSet(dataset.name, f"ablate-{dataset.name}", "test", f"world@{dataset.revision}",
+                        len(dataset.judged_queries), len(dataset.corpus), 0.0, 0.0,
+                        self_hits="removed when ignore_identical_ids")
+                for dataset in map(self.dataset, names)]
 
     def run_description(self):
         return {"model": f"tiny ModernBERT (hidden 64, 2 layers) built from world seed {self.world_seed}, "

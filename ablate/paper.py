@@ -21,6 +21,7 @@ reproduced on one GPU by gradient accumulation (see ``studies/negatives-vs-updat
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.util
 import json
@@ -107,20 +108,30 @@ def paper_task(name: str) -> PaperTask:
 
 
 def load_triplets(directory: Path, config: str):
-    """The ``train`` split of ``config`` from a local copy of the hub dataset, as memory-mapped Arrow.
+    """The ``train`` split of ``config`` from a local copy, as memory-mapped Arrow.
 
-    The files are the ones the dataset card declares for the config, else ``<config>/*.parquet``.
+    Accepted layouts: a copy of the hub repository (the files its dataset card declares for the config,
+    else ``<config>/*.parquet``), or a ``datasets`` ``save_to_disk`` directory (a Dataset, or a DatasetDict
+    with a ``train`` split) at ``directory`` or ``directory/<config>``.
     """
     import datasets
 
+    for saved in (directory / config, directory):
+        if (saved / "state.json").is_file() or (saved / "dataset_dict.json").is_file():
+            loaded = datasets.load_from_disk(str(saved))
+            if isinstance(loaded, datasets.DatasetDict):
+                if "train" not in loaded:
+                    raise ProfileError(f"paper profile: {saved}: saved DatasetDict has no 'train' split "
+                                       f"(it has {', '.join(loaded)})")
+                loaded = loaded["train"]
+            return loaded
     card = directory / "README.md"
     declared = data_files_of(card, (config,)) if card.is_file() else []
     patterns = [str(directory / f) for f in declared] or [str(directory / config / "*.parquet")]
-    try:
-        return datasets.load_dataset("parquet", data_files={"train": patterns}, split="train")
-    except FileNotFoundError:
+    if not any(glob.glob(pattern, recursive=True) for pattern in patterns):
         raise ProfileError(f"paper profile: {directory}: no parquet files for config {config!r} "
-                           f"(looked for {', '.join(patterns)})") from None
+                           f"(looked for {', '.join(patterns)}) and no save_to_disk copy")
+    return datasets.load_dataset("parquet", data_files={"train": patterns}, split="train")
 
 
 def official_subset(full, held_out_rows: int, split_seed: int, subset_rows: int | None):

@@ -86,6 +86,17 @@ def test_training_data_is_read_through_the_dataset_card(fixtures):
     assert len(full) == 3_000 and full[2_999]["query"] == "query 2999"  # both shards, in order
 
 
+def test_training_data_saved_with_save_to_disk(fixtures, tmp_path):
+    """An HF dataset saved to disk with the triplet-hard columns works as well as the repository layout."""
+    full = load_triplets(fixtures["root"] / "msmarco", "triplet-hard")
+    datasets.DatasetDict({"train": full}).save_to_disk(str(tmp_path / "saved" / "triplet-hard"))
+    profile = PaperProfile(model=fixtures["model"], train_data=str(tmp_path / "saved"), subset_rows=1_500)
+    subset = profile.training_set("subset")
+    assert [int(q.split()[1]) for q in subset["query"]] == _official_train_rows(3_000, 1_000, 12)[:1_500].tolist()
+    with pytest.raises(ProfileError, match="no parquet files for config 'triplet-hard'"):
+        load_triplets(tmp_path, "triplet-hard")
+
+
 def test_too_small_training_copy_is_refused(fixtures):
     profile = PaperProfile(model=fixtures["model"], train_data=fixtures["data"])
     with pytest.raises(ProfileError, match="has 2000 training rows, fewer than the 1250000 of the official subset"):

@@ -152,26 +152,35 @@ def report(study, profile_name, storage_url, out):
 @click.option("--mfu", type=click.FloatRange(min=0.01, max=1.0), default=None,
               help="Model FLOP utilisation to assume (default: calibrated on the reproduction's timing).")
 @click.option("--sd-query-diff", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Assumed query-level SD of paired score differences, 0..1 scale (default 0.15).")
+              help="Assumed SD over queries of the seed-averaged per-query difference, 0..1 scale (default 0.15).")
 @click.option("--seed-sd", type=click.FloatRange(min=0), default=None,
               help="Assumed SD of a dataset mean over training seeds, 0..1 scale (default 0.005).")
+@click.option("--interaction-sd", type=click.FloatRange(min=0), default=None,
+              help="Assumed seed x query interaction SD, 0..1 scale (default 0.10).")
 @click.option("--storage", "storage_url", default=None, metavar="URL",
-              help="Study database: finished trials there replace the modelled throughput with the measured one.")
-def plan(study, profile_name, profile_options, gpu, mfu, sd_query_diff, seed_sd, storage_url):
+              help="Study database: finished trials there replace the modelled throughput with the measured one "
+                   "(default: $ABLATE_STORAGE when it holds the study).")
+def plan(study, profile_name, profile_options, gpu, mfu, sd_query_diff, seed_sd, interaction_sd, storage_url):
     """Cost plan for STUDY: cells, compute per cell and in total, disk, and the power its seeds give."""
     from ablate import plan as planning
 
     spec = find_spec(study)
     profile = _profile(profile_name, profile_options)
     measured = None
-    url = resolve_url(storage_url) if storage_url or os.environ.get("ABLATE_STORAGE") else None
-    if url:
-        measured = planning.measured_rates(open_storage(url, create=False), spec, profile.name)
+    if storage_url or os.environ.get("ABLATE_STORAGE"):
+        try:
+            storage = open_storage(resolve_url(storage_url), create=False)
+        except StorageError:
+            if storage_url:  # asked for by name: say it is missing; from the environment: plan without it
+                raise
+            storage = None
+        measured = planning.measured_rates(storage, spec, profile) if storage is not None else None
     try:
         result = planning.plan_study(
             spec, profile, gpu=gpu, mfu=mfu, measured=measured,
-            sd_query_diff=sd_query_diff if sd_query_diff is not None else planning.ASSUMED_SD_QUERY_DIFF,
-            seed_sd=seed_sd if seed_sd is not None else planning.ASSUMED_SEED_SD)
+            sd_query_diff=planning.ASSUMED_SD_QUERY_DIFF if sd_query_diff is None else sd_query_diff,
+            seed_sd=planning.ASSUMED_SEED_SD if seed_sd is None else seed_sd,
+            interaction_sd=planning.ASSUMED_INTERACTION_SD if interaction_sd is None else interaction_sd)
     except ValueError as err:  # an unknown GPU name
         raise click.BadParameter(str(err), param_hint="--gpu") from None
     click.echo(planning.format_plan(result))
@@ -188,15 +197,11 @@ def fetch(study, profile_name, profile_options):
     """
     spec = find_spec(study)
     profile = _profile(profile_name, profile_options)
-    names = spec.datasets_for(profile.name)
-    if not hasattr(profile, "fetch"):
-        profile.prepare(names)
+    fetched = profile.fetch(spec.datasets_for(profile.name), progress=lambda text: click.echo(text, err=True))
+    for label, path in fetched:
+        click.echo(f"{label}: {path}")
+    if not fetched:
         click.echo(f"{profile.name}: nothing to download; the model and data are built locally (done)")
-        return
-    for artifact, path in profile.fetch(names, progress=lambda text: click.echo(text, err=True)):
-        click.echo(f"{artifact.label}: {path}")
-    profile.training_set("full")  # builds the memory-mapped Arrow copy and the official split once
-    click.echo(f"training data revision: {profile.train_data_revision or 'local copy'}")
 
 
 @main.group()

@@ -61,6 +61,11 @@ class SharedCorpusEncoder:
         if prompt_type != PromptType.document:
             return self._encoder.encode(inputs, task_metadata=task_metadata, hf_split=hf_split,
                                         hf_subset=hf_subset, prompt_type=prompt_type, **kwargs)
+        if not self.retain and not self._rows:  # nothing to reuse or keep: don't hash millions of documents
+            fresh = self._encoder.encode(inputs, task_metadata=task_metadata, hf_split=hf_split,
+                                         hf_subset=hf_subset, prompt_type=prompt_type, **kwargs)
+            self.encoded_documents += len(inputs.dataset)
+            return fresh
         dataset = inputs.dataset
         keys = _document_keys(dataset)
         missing = [i for i, key in enumerate(keys) if key not in self._rows]

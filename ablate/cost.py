@@ -169,33 +169,44 @@ MODEL_SHAPES: dict[str, ModelShape] = {
 
 @dataclass(frozen=True)
 class GPU:
-    """One accelerator: its dense (no structured sparsity) bf16 tensor-core peak and its memory."""
+    """One accelerator: its dense (no structured sparsity) bf16 tensor-core peak, its memory, and its plain
+    fp32 peak (CUDA cores: what fp32 matmuls get while torch leaves TF32 off, its default)."""
 
     name: str
     peak_bf16_tflops: float
     memory_gib: float
+    peak_fp32_tflops: float = 0.0
+
+    def peak_tflops(self, precision: str) -> float:
+        """The peak for ``precision`` "bf16" or "fp32"."""
+        if precision == "bf16":
+            return self.peak_bf16_tflops
+        if precision == "fp32":
+            return self.peak_fp32_tflops
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
 
 
 # Dense bf16 tensor-core peaks with fp32 accumulation (what torch's bf16 matmuls use), from NVIDIA's
 # datasheets/whitepapers; NVIDIA's headline figures are often "with sparsity", i.e. twice these. Memory is
 # the nominal capacity (NVIDIA's "80GB" is the 80 GiB nvidia-smi reports, less a few hundred MiB reserved).
+# The last figure is each datasheet's (non-tensor) FP32 peak; for the A10G, the A10's 31.2.
 GPUS: dict[str, GPU] = {gpu.name.lower(): gpu for gpu in (
-    GPU("H200", 989.4, 141.0),       # H200 SXM datasheet: 1,979 TFLOPS bf16 with sparsity -> 989.4 dense.
-    GPU("H100", 989.4, 80.0),        # H100 SXM5 (Hopper whitepaper): 1,979 with sparsity -> 989.4 dense.
-    GPU("H100-PCIe", 756.0, 80.0),   # H100 PCIe datasheet: 1,513 with sparsity -> 756 dense.
-    GPU("H100-NVL", 835.5, 94.0),    # H100 NVL datasheet: 1,671 with sparsity -> 835.5 dense.
-    GPU("H200-NVL", 835.5, 141.0),   # H200 NVL datasheet: 1,671 with sparsity -> 835.5 dense.
-    GPU("A100-80GB", 312.0, 80.0),   # A100 datasheet (SXM and PCIe): 312 dense, 624 with sparsity.
-    GPU("A100-40GB", 312.0, 40.0),
-    GPU("L40S", 362.05, 48.0),       # L40S datasheet: 733 with sparsity -> 362.05 dense.
+    GPU("H200", 989.4, 141.0, 66.9),       # H200 SXM datasheet: 1,979 TFLOPS bf16 with sparsity -> 989.4 dense.
+    GPU("H100", 989.4, 80.0, 66.9),        # H100 SXM5 (Hopper whitepaper): 1,979 with sparsity -> 989.4 dense.
+    GPU("H100-PCIe", 756.0, 80.0, 51.2),   # H100 PCIe datasheet: 1,513 with sparsity -> 756 dense.
+    GPU("H100-NVL", 835.5, 94.0, 60.0),    # H100 NVL datasheet: 1,671 with sparsity -> 835.5 dense.
+    GPU("H200-NVL", 835.5, 141.0, 60.0),   # H200 NVL datasheet: 1,671 with sparsity -> 835.5 dense.
+    GPU("A100-80GB", 312.0, 80.0, 19.5),   # A100 datasheet (SXM and PCIe): 312 dense, 624 with sparsity.
+    GPU("A100-40GB", 312.0, 40.0, 19.5),
+    GPU("L40S", 362.05, 48.0, 91.6),       # L40S datasheet: 733 with sparsity -> 362.05 dense.
     # RTX 4090 (Ada Lovelace whitepaper, appendix): 330.3 TFLOPS fp16/bf16 with fp16 accumulate but 165.2
     # with fp32 accumulate (GeForce parts run fp32 accumulation at half rate); torch accumulates bf16
     # matmuls in fp32, so 165.2 is the reachable peak.
-    GPU("RTX4090", 165.2, 24.0),
-    GPU("L4", 121.0, 24.0),          # L4 datasheet: 242 bf16 with sparsity -> 121 dense.
+    GPU("RTX4090", 165.2, 24.0, 82.6),
+    GPU("L4", 121.0, 24.0, 30.3),          # L4 datasheet: 242 bf16 with sparsity -> 121 dense.
     # A10G (AWS g5): NVIDIA publishes no datasheet; AWS's figure as compared with the A10 (125 dense) by
     # Baseten ("NVIDIA A10 vs A10G for ML model inference"): 70 dense bf16.
-    GPU("A10G", 70.0, 24.0),
+    GPU("A10G", 70.0, 24.0, 31.2),
 )}
 
 
@@ -256,11 +267,12 @@ def encoding_flops(shape: ModelShape, texts: int, tokens_per_text: float, seq_le
     return texts * tokens_per_text * forward_flops_per_token(shape, seq_len)
 
 
-def gpu_hours(flops: float, gpu: GPU, mfu: float) -> float:
-    """Hours on one ``gpu`` to execute ``flops`` at model FLOP utilisation ``mfu`` (a fraction of peak)."""
+def gpu_hours(flops: float, gpu: GPU, mfu: float, precision: str = "bf16") -> float:
+    """Hours on one ``gpu`` to execute ``flops`` at model FLOP utilisation ``mfu`` (a fraction of the
+    ``precision`` peak)."""
     if not 0.0 < mfu <= 1.0:
         raise ValueError(f"mfu must be in (0, 1], got {mfu}")
-    return flops / (gpu.peak_bf16_tflops * 1e12 * mfu) / 3600.0
+    return flops / (gpu.peak_tflops(precision) * 1e12 * mfu) / 3600.0
 
 
 # Calibration of DEFAULT_MFU on the one public timing of this recipe: the reproduction trained
@@ -304,3 +316,37 @@ def training_state_bytes(shape: ModelShape) -> int:
     trainer_state.json and training_args.bin are a few kB and are not counted, nor are tokenizer files.
     """
     return (FP32_BYTES + ADAMW_STATE_BYTES) * shape.params
+
+
+# What a profile tells a planner (``Profile.cost_basis`` / ``Profile.eval_sets``), read by ``ablate.plan``.
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One evaluation set as a plan needs it (sizes 0 when unknown)."""
+
+    name: str
+    task: str
+    split: str
+    source: str          # "mteb/scifact@d56462d..." or a local path
+    queries: int
+    documents: int
+    query_tokens: float
+    document_tokens: float
+    corpus_group: str | None = None
+    self_hits: str = ""
+
+
+@dataclass(frozen=True)
+class CostBasis:
+    """How a profile's work becomes time. GPU profiles give a model shape (FLOPs); CPU profiles a measured rate."""
+
+    shape: ModelShape | None
+    tokens_per_triplet: float
+    train_seq_len: float                       # tokens each training token attends to
+    max_seq_len: int
+    train_rows: dict[str, int]                 # "subset"/"full" -> training rows
+    seconds_per_triplet: float | None = None   # CPU profiles: measured rate on the reference machine
+    seconds_per_evaluation: float | None = None
+    basis_note: str = ""
+    eval_precision: str = "fp32"               # evaluation runs at this precision's peak

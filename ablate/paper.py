@@ -32,7 +32,7 @@ from typing import Any
 
 from ablate.beir import DatasetError
 from ablate.hub import FetchError, HubArtifact, data_files_of, snapshot_revision
-from ablate.profiles import EvalOptions, Profile, ProfileError, local_dataset_or_none
+from ablate.profile_base import EvalOptions, Profile, ProfileError, local_dataset_or_none
 from ablate.train import TrainingConfig
 
 TRAIN_DATA = "sentence-transformers/msmarco-co-condenser-margin-mse-sym-mnrl-mean-v1"
@@ -126,7 +126,7 @@ def load_triplets(directory: Path, config: str):
                 loaded = loaded["train"]
             return loaded
     card = directory / "README.md"
-    declared = data_files_of(card, (config,)) if card.is_file() else []
+    declared = data_files_of(card, (config,), split="train") if card.is_file() else []
     patterns = [str(directory / f) for f in declared] or [str(directory / config / "*.parquet")]
     if not any(glob.glob(pattern, recursive=True) for pattern in patterns):
         raise ProfileError(f"paper profile: {directory}: no parquet files for config {config!r} "
@@ -184,11 +184,18 @@ class PaperProfile(Profile):
     eval_data: str = field(default_factory=lambda: os.environ.get("ABLATE_PAPER_EVAL_DATA", ""))
     attn_implementation: str = "auto"
     eval_batch_size: int = 128
+    eval_precision: str = "fp32"
 
     name = "paper"
     description = "ModernBERT + MS MARCO triplet-hard (1.25M subset) + mteb BEIR/MLDR tasks (hub or local copies, GPU)"
 
     def __post_init__(self) -> None:
+        if self.eval_precision not in ("fp32", "bf16"):
+            raise ProfileError(f"paper profile: eval_precision {self.eval_precision!r}; allowed: fp32 (as the "
+                               "official evaluation), bf16")
+        if self.attn_implementation not in ("auto", "sdpa", "flash_attention_2", "eager"):
+            raise ProfileError(f"paper profile: attn_implementation {self.attn_implementation!r}; allowed: auto, "
+                               "sdpa, flash_attention_2, eager")
         self.model = MODEL_ALIASES.get(self.model, self.model)
         if not self.model_revision and not _is_local(self.model):
             self.model_revision = MODEL_REVISIONS.get(self.model, "")
@@ -229,20 +236,32 @@ class PaperProfile(Profile):
                 out.append(artifact)
         return out
 
-    def fetch(self, dataset_names: list[str], progress=None) -> list[tuple[HubArtifact, Path]]:
-        """Download (or find in the cache) every artifact of a study; pins the training data's commit."""
-        out = []
-        for artifact in self.artifacts(dataset_names):
-            if progress:
-                progress(f"fetching {artifact.label}")
-            out.append((artifact, _fetched(artifact)))
-        self._pin_train_revision(out[1][1])
-        return out
+    def fetch(self, dataset_names: list[str], progress=None) -> list[tuple[str, str]]:
+        """Download (or find in the cache) every artifact of a study and build the local Arrow copies
+        (training data with the official split, every evaluation set), so a later run needs no network."""
+        say = progress or (lambda text: None)
+        fetched = self._fetch_artifacts(dataset_names, say)
+        say("building the training data's Arrow copy and the official split")
+        self.training_set("full")
+        say("loading the evaluation sets")
+        self.eval_tasks(dataset_names, EvalOptions(True, None))
+        return [(artifact.label, str(path)) for artifact, path in fetched] + [
+            ("training data revision", self.train_data_revision or "local copy")]
 
     # --- Profile interface -----------------------------------------------------------------------
     def prepare(self, dataset_names: list[str]) -> None:
-        """Fetch everything (from the cache when offline) and pin the training data's commit."""
-        self.fetch(dataset_names)
+        """Fetch everything (from the cache when offline), pin the training data's commit, and load every
+        evaluation set once, so a missing file stops the run before any GPU time is spent."""
+        self._fetch_artifacts(dataset_names, lambda text: None)
+        self.eval_tasks(dataset_names, EvalOptions(True, None))
+
+    def _fetch_artifacts(self, dataset_names: list[str], say) -> list[tuple[HubArtifact, Path]]:
+        out = []
+        for artifact in self.artifacts(dataset_names):
+            say(f"fetching {artifact.label}")
+            out.append((artifact, _fetched(artifact)))
+        self._pin_train_revision(out[1][1])
+        return out
 
     def resolve(self) -> None:
         if not self.train_data_revision and not _is_local(self.train_data):
@@ -286,9 +305,10 @@ class PaperProfile(Profile):
                 task.load_data()
             except Exception as err:
                 raise ProfileError(f"paper profile: cannot load {task_def.mteb_name} ({task_def.split}) from "
-                                   f"{data_dir}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
-            out.append(PreparedTask(name, str(mteb_dataset.get("revision", "")), task, split=task_def.split,
-                                    corpus_group=task_def.corpus_group))
+                                   f"{data_dir}: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}") from None
+            revision = snapshot_revision(data_dir) or ("local copy" if self.eval_data else "")
+            out.append(PreparedTask(name, revision or str(mteb_dataset.get("revision", "")), task,
+                                    split=task_def.split, corpus_group=task_def.corpus_group))
         return out
 
     def training_config(self, settings, n_examples):
@@ -307,17 +327,17 @@ class PaperProfile(Profile):
 
     def eval_options(self, settings):
         return EvalOptions(settings["ignore_identical_ids"], settings.get("eval_max_seq_length"),
-                           batch_size=self.eval_batch_size)
+                           batch_size=self.eval_batch_size, precision=self.eval_precision)
 
     def expected_rows(self, train_set: str) -> int:
         """Training rows without loading anything (the full part from the dataset's known size)."""
-        from ablate.profiles import TRIPLET_HARD_ROWS
+        from ablate.profile_base import TRIPLET_HARD_ROWS
 
         return self.subset_rows if train_set == "subset" else TRIPLET_HARD_ROWS - self.held_out_rows
 
     def cost_basis(self):
         from ablate import cost
-        from ablate.plan import CostBasis
+        from ablate.cost import CostBasis
 
         shape = cost.MODEL_SHAPES.get(self.model)
         if shape is None and _is_local(self.model) and (Path(self.model) / "config.json").is_file():
@@ -329,6 +349,7 @@ class PaperProfile(Profile):
                          train_seq_len=cost.MSMARCO_ATTENTION_CONTEXT,
                          max_seq_len=MODEL_MAX_POSITIONS.get(self.model, shape.max_position),
                          train_rows={"subset": self.expected_rows("subset"), "full": self.expected_rows("full")},
+                         eval_precision=self.eval_precision,
                          basis_note=f"training: CachedMNRL costs 4 forward passes per token; "
                                     f"{cost.MSMARCO_TOKENS_PER_TRIPLET:g} "
                                     "tokens per MS MARCO triplet (query ~10, passages ~80), unpadded; evaluation: "
@@ -336,7 +357,7 @@ class PaperProfile(Profile):
                                     "model's max length; sizes and mean lengths from BEIR/MLDR statistics")
 
     def eval_sets(self, names):
-        from ablate.plan import EvalSet
+        from ablate.cost import EvalSet
 
         out = []
         for name in names:
@@ -353,7 +374,8 @@ class PaperProfile(Profile):
             out.append(EvalSet(name, task.mteb_name + (f" ({','.join(task.languages)})" if task.languages else ""),
                                task.split, source, task.queries, task.documents, task.query_tokens,
                                task.document_tokens, task.corpus_group,
-                               self_hits="removed (mteb)" if mteb_removes else "kept (mteb)"))
+                               self_hits=("removed (mteb)" if mteb_removes else "kept (mteb)")
+                               + " unless ignore_identical_ids=false"))
         return out
 
     def run_description(self):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from ablate import cost
+from ablate.cost import CostBasis, EvalSet
 from ablate.progress import duration
 from ablate.settings import SETTINGS
 from ablate.spec import Cell, StudySpec
@@ -28,43 +29,22 @@ ASSUMED_INTERACTION_SD = 0.10
 
 
 @dataclass(frozen=True)
-class EvalSet:
-    """One evaluation set as a plan needs it (sizes 0 when unknown)."""
-
-    name: str
-    task: str
-    split: str
-    source: str          # "mteb/scifact@d56462d..." or a local path
-    queries: int
-    documents: int
-    query_tokens: float
-    document_tokens: float
-    corpus_group: str | None = None
-    self_hits: str = ""
-
-
-@dataclass(frozen=True)
-class CostBasis:
-    """How a profile's work becomes time. GPU profiles give a model shape (FLOPs); CPU profiles a measured rate."""
-
-    shape: cost.ModelShape | None
-    tokens_per_triplet: float
-    train_seq_len: float                       # tokens each training token attends to
-    max_seq_len: int
-    train_rows: dict[str, int]                 # "subset"/"full" -> training rows
-    seconds_per_triplet: float | None = None   # CPU profiles: measured rate on the reference machine
-    seconds_per_evaluation: float | None = None
-    basis_note: str = ""
-
-
-@dataclass(frozen=True)
 class Measured:
-    """Rates measured on a study's finished trials (same profile)."""
+    """Rates measured on a study's finished trials of the same profile settings.
+
+    ``seconds_per_example`` is the median over all trained trials; ``by_batch`` the same per per-device
+    batch (on a GPU the batch changes the rate), used for cells whose batch was measured.
+    """
 
     seconds_per_example: float | None
     seconds_per_evaluation: float | None
     trials: int
     done_cells: frozenset[str] = frozenset()
+    by_batch: dict[int, float] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()
+
+    def train_seconds_per_example(self, per_device_batch: int) -> float | None:
+        return self.by_batch.get(per_device_batch, self.seconds_per_example)
 
 
 @dataclass(frozen=True)
@@ -121,7 +101,7 @@ def training_identity(spec: StudySpec, cell: Cell, defaults: dict) -> tuple:
 
 def plan_study(spec: StudySpec, profile, *, gpu: str = "H100", mfu: float | None = None,
                measured: Measured | None = None, sd_query_diff: float = ASSUMED_SD_QUERY_DIFF,
-               seed_sd: float = ASSUMED_SEED_SD) -> StudyPlan:
+               seed_sd: float = ASSUMED_SEED_SD, interaction_sd: float = ASSUMED_INTERACTION_SD) -> StudyPlan:
     """Cost, disk and power of every cell of ``spec`` on ``profile`` (no network, nothing written)."""
     from ablate.profiles import DEFAULT_SETTINGS
 
@@ -131,10 +111,11 @@ def plan_study(spec: StudySpec, profile, *, gpu: str = "H100", mfu: float | None
     device = cost.get_gpu(gpu) if basis.shape is not None else None
     mfu = cost.DEFAULT_MFU if mfu is None else mfu
     assumptions = [basis.basis_note] if basis.basis_note else []
-    per_eval_hours = _evaluation_hours(basis, eval_sets, device, mfu)
     source = "model"
     if measured and measured.seconds_per_example is not None:
-        source = f"measured on {measured.trials} finished trial(s)"
+        on = f" on {', '.join(measured.devices)}" if measured.devices else ""
+        source = f"measured rates of {measured.trials} finished trial(s){on}"
+    eval_hours_at: dict[int, float] = {}
     seen: set[tuple] = set()
     cells = []
     for cell in spec.cells():
@@ -143,27 +124,40 @@ def plan_study(spec: StudySpec, profile, *, gpu: str = "H100", mfu: float | None
         identity = training_identity(spec, cell, DEFAULT_SETTINGS)
         trains = identity not in seen
         seen.add(identity)
-        if measured and measured.seconds_per_example is not None:
-            train_h = examples * measured.seconds_per_example / 3600
+        rate = measured.train_seconds_per_example(settings["per_device_batch"]) if measured else None
+        if rate is not None:
+            train_h = examples * rate / 3600
         elif basis.seconds_per_triplet is not None:
             train_h = examples * basis.seconds_per_triplet / 3600
         else:
             flops = cost.training_flops(basis.shape, examples, basis.tokens_per_triplet, basis.train_seq_len)
             train_h = cost.gpu_hours(flops, device, mfu)
-        eval_h = (measured.seconds_per_evaluation / 3600 if measured and measured.seconds_per_evaluation
-                  else per_eval_hours)
+        if measured and measured.seconds_per_evaluation:
+            eval_h = measured.seconds_per_evaluation / 3600
+        else:
+            max_len = min(settings.get("eval_max_seq_length") or basis.max_seq_len, basis.max_seq_len)
+            if max_len not in eval_hours_at:
+                eval_hours_at[max_len] = _evaluation_hours(basis, eval_sets, device, mfu, max_len)
+            eval_h = eval_hours_at[max_len]
         cells.append(CellCost(cell, settings["train_set"], examples, trains, train_h if trains else 0.0, eval_h,
                               done=bool(measured and cell.key in measured.done_cells)))
     disk = _disk(basis, cells, eval_sets)
-    power = _power(eval_sets, len(spec.seeds), sd_query_diff, seed_sd)
-    assumptions.append(f"power: one arm against another (a factorial's main effects average more cells and "
-                       f"resolve smaller differences), crossed seeds x queries test, two-sided alpha 0.05, "
-                       f"{len(spec.seeds)} seeds per arm, "
-                       f"assumed query-level SD of differences {sd_query_diff:g} and seed SD {seed_sd:g} "
-                       f"(0..1 scale; set with --sd-query-diff / --seed-sd, or estimate them from a pilot)")
-    if device is not None:
-        assumptions.append(f"{device.name}: {device.peak_bf16_tflops:g} TFLOP/s dense bf16 peak, model FLOP "
-                           f"utilisation {mfu:.2f}" + (" (calibrated default)" if mfu == cost.DEFAULT_MFU else "")
+    power = _power(eval_sets, len(spec.seeds), sd_query_diff, seed_sd, interaction_sd)
+    assumptions.append(
+        f"power: one arm against another (a factorial's main effects average more cells and resolve smaller "
+        f"differences), crossed seeds x queries test, two-sided alpha 0.05 per row (the report's Holm/BH "
+        f"adjustment across datasets needs more), {len(spec.seeds)} seeds per arm; assumed (0..1 scale): SD over "
+        f"queries of the seed-averaged per-query difference {sd_query_diff:g} (--sd-query-diff), SD of a "
+        f"dataset mean over seeds {seed_sd:g} (--seed-sd), seed x query interaction SD {interaction_sd:g} "
+        f"(--interaction-sd); the macro row assumes a seed moves every dataset alike; estimate all three from a "
+        f"pilot with ablate.stats.variance_components")
+    if device is not None and (measured is None or measured.seconds_per_example is None):
+        assumptions.append(f"{device.name}: {device.peak_bf16_tflops:g} TFLOP/s dense bf16 peak for training"
+                           + (f", {device.peak_fp32_tflops:g} TFLOP/s fp32 for evaluation (fp32 as the official "
+                              f"evaluation; --profile-option eval_precision=bf16 evaluates on the bf16 peak)"
+                              if basis.eval_precision == "fp32" else ", bf16 evaluation")
+                           + f", model FLOP utilisation {mfu:.2f}"
+                           + (" (calibrated default)" if mfu == cost.DEFAULT_MFU else "")
                            + ", the same at every batch size (small per-device batches likely reach less; "
                              "measure with bench/train_throughput.py, or let finished trials replace the model)")
     unit = "GPU-hours" if device is not None else "CPU-hours"
@@ -171,22 +165,29 @@ def plan_study(spec: StudySpec, profile, *, gpu: str = "H100", mfu: float | None
                      assumptions, source)
 
 
-def _evaluation_hours(basis: CostBasis, eval_sets: list[EvalSet], device, mfu: float) -> float:
-    """Hours to evaluate one trained model on every set; a shared corpus is encoded once."""
+def _evaluation_hours(basis: CostBasis, eval_sets: list[EvalSet], device, mfu: float, max_len: int) -> float:
+    """Hours to evaluate one trained model on every set, texts cut at ``max_len`` tokens; a shared corpus
+    is encoded once."""
     if basis.seconds_per_evaluation is not None:
         return basis.seconds_per_evaluation / 3600
     flops = 0.0
     groups_done: set[str] = set()
     for es in eval_sets:
-        flops += cost.encoding_flops(basis.shape, es.queries, es.query_tokens,
-                                     max(1, min(basis.max_seq_len, round(es.query_tokens))))
+        query_len = max(1.0, min(max_len, es.query_tokens))
+        flops += cost.encoding_flops(basis.shape, es.queries, query_len, query_len)
         if es.corpus_group is not None and es.corpus_group in groups_done:
             continue
         if es.corpus_group is not None:
             groups_done.add(es.corpus_group)
-        flops += cost.encoding_flops(basis.shape, es.documents, min(es.document_tokens, basis.max_seq_len),
-                                     max(1, min(basis.max_seq_len, round(es.document_tokens))))
-    return cost.gpu_hours(flops, device, mfu)
+        doc_len = max(1.0, min(max_len, es.document_tokens))
+        flops += cost.encoding_flops(basis.shape, es.documents, doc_len, doc_len)
+    return cost.gpu_hours(flops, device, mfu, basis.eval_precision)
+
+
+# Bytes of text per token (English, ModernBERT's tokenizer) and copies kept per dataset (the hub's parquet
+# plus datasets' Arrow cache), for the disk estimate of the data caches.
+BYTES_PER_TOKEN = 4.5
+DATA_COPIES = 2
 
 
 def _disk(basis: CostBasis, cells: list[CellCost], eval_sets: list[EvalSet]) -> dict[str, float]:
@@ -200,14 +201,23 @@ def _disk(basis: CostBasis, cells: list[CellCost], eval_sets: list[EvalSet]) -> 
             members.setdefault(es.corpus_group, []).append(es)
     largest_group = max((max(es.documents for es in group) for group in members.values() if len(group) > 1),
                         default=0)
+    train_rows = max(basis.train_rows.values()) + 1_000 if any(c.train_set == "full" for c in cells) \
+        else max(basis.train_rows.values())
+    eval_text = sum(es.documents * es.document_tokens + es.queries * es.query_tokens for es in eval_sets)
     return {
         "trained models kept for evaluation-only reuse (all)": trained * cost.checkpoint_bytes(basis.shape) / gib,
         "one resumable training checkpoint per running worker": cost.training_state_bytes(basis.shape) / gib,
+        "training data (all rows: hub parquet + Arrow cache, ~4.5 bytes/token)":
+            max(train_rows, basis.train_rows.get("full", 0)) * basis.tokens_per_triplet * BYTES_PER_TOKEN
+            * DATA_COPIES / gib,
+        "evaluation sets (each copy of a shared corpus counted; parquet + Arrow)":
+            eval_text * BYTES_PER_TOKEN * DATA_COPIES / gib,
         "shared corpus embeddings held in RAM while evaluating (fp32)": largest_group * basis.shape.hidden * 4 / gib,
     }
 
 
-def _power(eval_sets: list[EvalSet], seeds: int, sd_query_diff: float, seed_sd: float) -> list[PowerRow]:
+def _power(eval_sets: list[EvalSet], seeds: int, sd_query_diff: float, seed_sd: float,
+           interaction_sd: float) -> list[PowerRow]:
     from ablate.stats import mde_crossed, power_crossed
 
     if seeds < 3:
@@ -215,7 +225,7 @@ def _power(eval_sets: list[EvalSet], seeds: int, sd_query_diff: float, seed_sd: 
     rows = []
     known = [es for es in eval_sets if es.queries >= 2]
     for es in known:
-        components = _components(es.name, sd_query_diff ** 2, seed_sd ** 2, es.queries, seeds)
+        components = _components(es.name, sd_query_diff ** 2, seed_sd ** 2, interaction_sd ** 2, es.queries, seeds)
         rows.append(PowerRow(es.name, es.queries, 100 * mde_crossed(components, n_seeds=seeds),
                              power_crossed(0.01, components, n_seeds=seeds).power))
     if len(known) > 1:
@@ -224,52 +234,67 @@ def _power(eval_sets: list[EvalSet], seeds: int, sd_query_diff: float, seed_sd: 
         total = sum(es.queries for es in known)
         d = len(known)
         query_var = total * sum(sd_query_diff ** 2 / es.queries for es in known) / d ** 2
-        components = _components("macro", query_var, seed_sd ** 2, total, seeds,
-                                 interaction=total * sum(ASSUMED_INTERACTION_SD ** 2 / es.queries for es in known) / d ** 2)
+        interaction = total * sum(interaction_sd ** 2 / es.queries for es in known) / d ** 2
+        components = _components("macro", query_var, seed_sd ** 2, interaction, total, seeds)
         rows.append(PowerRow("macro", total, 100 * mde_crossed(components, n_seeds=seeds),
                              power_crossed(0.01, components, n_seeds=seeds).power))
     return rows
 
 
-def _components(name: str, query_var: float, seed_var: float, queries: int, seeds: int,
-                interaction: float | None = None):
+def _components(name: str, query_var: float, seed_var: float, interaction_var: float, queries: int, seeds: int):
     from ablate.stats.crossed import VarianceComponents
 
     return VarianceComponents(query_var=query_var, sd_query_diff=query_var ** 0.5, seed_var=seed_var,
-                              interaction_var=ASSUMED_INTERACTION_SD ** 2 if interaction is None else interaction,
-                              sum_w2=2.0, n_weighted_configs=2, n_queries=queries, n_seeds=seeds, dataset=name)
+                              interaction_var=interaction_var, sum_w2=2.0, n_weighted_configs=2,
+                              n_queries=queries, n_seeds=seeds, dataset=name)
 
 
-def measured_rates(storage, spec: StudySpec, profile_name: str) -> Measured | None:
-    """Seconds per training example and per evaluation from the study's COMPLETE trials, if it has any."""
+def measured_rates(storage, spec: StudySpec, profile) -> Measured | None:
+    """Seconds per training example (overall and per per-device batch) and per evaluation, from the
+    study's COMPLETE trials; None when the database holds no such study or it ran with other profile
+    settings (another model's throughput says nothing about this one's)."""
+    import json
+
     import optuna
 
     from ablate.scheduler import study_name
 
     try:
-        study = optuna.load_study(study_name=study_name(spec.name, profile_name), storage=storage)
+        study = optuna.load_study(study_name=study_name(spec.name, profile.name), storage=storage)
     except KeyError:
         return None
-    trained, evals, done = [], [], set()
+    if study.user_attrs.get("profile") != json.loads(json.dumps(profile.describe())):
+        return None
+    trained: dict[int, list[float]] = {}
+    evals, done, devices = [], set(), set()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         timings, controls = attrs.get("timings") or {}, attrs.get("controls") or {}
         if attrs.get("cell"):
             done.add(attrs["cell"])
+        if (device := (attrs.get("provenance") or {}).get("device")):
+            devices.add(device)
         if attrs.get("trained") and controls.get("training_examples_seen"):
-            trained.append(timings.get("train_s", 0.0) / controls["training_examples_seen"])
+            rate = timings.get("train_s", 0.0) / controls["training_examples_seen"]
+            trained.setdefault(int(controls.get("per_device_batch", 0)), []).append(rate)
         if "eval_s" in timings:
             evals.append(timings["eval_s"])
     if not evals:
         return None
-    return Measured(median(trained) if trained else None, median(evals), len(evals), frozenset(done))
+    every = [r for rates in trained.values() for r in rates]
+    return Measured(median(every) if every else None, median(evals), len(evals), frozenset(done),
+                    {batch: median(rates) for batch, rates in trained.items()}, tuple(sorted(devices)))
 
 
 def format_plan(plan: StudyPlan) -> str:
     spec = plan.spec
-    on = f"one {plan.device} GPU" if plan.unit == "GPU-hours" else "the CPU"
+    if plan.source == "model":
+        where = f"times on one {plan.device} GPU" if plan.unit == "GPU-hours" else "times on the CPU"
+        basis = f"{where}, estimated from the cost model"
+    else:
+        basis = f"times from the {plan.source}"
     out = [f"plan: {spec.name} on the {plan.profile} profile: {len(spec.arms())} arms x {len(spec.seeds)} seeds = "
-           f"{len(plan.cells)} cells; times on {on}, estimated from the {plan.source}"]
+           f"{len(plan.cells)} cells; {basis}"]
     factor_names = list(spec.factors)
     show_set = "train_set" not in spec.factors
     header = ["#", *factor_names, "seed", *(["train set"] if show_set else []), "examples", "trains", "train",

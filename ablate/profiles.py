@@ -6,8 +6,7 @@
   script takes it, and mteb's BEIR/MLDR tasks. Needs the hub or its cache (or local copies in the same
   formats) and, in practice, a GPU.
 
-A profile turns a study's settings into a ``TrainingConfig`` plus evaluation options, so studies are
-written once in the paper's units and run at either scale.
+The interface and shared facts are in ``ablate.profile_base`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -16,99 +15,24 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ablate.beir import DatasetError, RetrievalDataset, read_beir
+from ablate.beir import DatasetError, RetrievalDataset
+from ablate.paper import PaperProfile
+from ablate.profile_base import (
+    DEFAULT_SETTINGS,
+    OFFICIAL_SUBSET_ROWS,
+    SUBSET_SHARE,
+    TRIPLET_HARD_ROWS,
+    EvalOptions,
+    Profile,
+    ProfileError,
+    local_dataset_or_none,
+)
 from ablate.train import TrainingConfig
 
-
-# The official subset: 1.25M of ~11.7M rows of triplet-hard (train_st.py).
-OFFICIAL_SUBSET_ROWS = 1_250_000
-TRIPLET_HARD_ROWS = 11_662_655
-SUBSET_SHARE = OFFICIAL_SUBSET_ROWS / TRIPLET_HARD_ROWS
-
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "per_device_batch": 512,
-    "gradient_accumulation": 1,
-    "learning_rate": 8e-5,
-    "mini_batch_size": 16,
-    "warmup_ratio": 0.05,
-    "epochs": 1,
-    "train_set": "subset",
-    "ignore_identical_ids": True,
-}
-
-
-class ProfileError(RuntimeError):
-    """A profile that cannot provide its model or data here; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    ignore_identical_ids: bool
-    max_seq_length: int | None
-    batch_size: int = 128
-
-
-class Profile:
-    """Interface every profile implements; the trial runner needs nothing else."""
-
-    name: str = ""
-    description: str = ""
-
-    def base_model(self) -> str | Path:
-        raise NotImplementedError
-
-    def prepare(self, dataset_names: list[str]) -> None:
-        """Fail early, before anything is written, if the model or a dataset cannot be had here."""
-        self.base_model()
-        self.eval_tasks(dataset_names, EvalOptions(True, None))
-
-    def resolve(self) -> None:
-        """Pin whatever ``describe`` would otherwise leave open (e.g. a dataset's branch head); may fetch."""
-
-    def training_set(self, train_set: str):
-        """The training triplets as a ``datasets.Dataset`` (anchor, positive, negative columns in order)."""
-        raise NotImplementedError
-
-    def eval_tasks(self, names: list[str], options: EvalOptions) -> list[tuple[str, str, Any]]:
-        """Prepared ``(name, revision, mteb task)`` triples, see ``ablate.evaluate.evaluate_tasks``."""
-        raise NotImplementedError
-
-    def training_config(self, settings: dict[str, Any], n_examples: int) -> TrainingConfig:
-        raise NotImplementedError
-
-    def eval_options(self, settings: dict[str, Any]) -> EvalOptions:
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        """What the study records and every worker must match (no network, nothing loaded)."""
-        return {"profile": self.name}
-
-    def provenance(self) -> dict[str, Any]:
-        """What a trial records about where its model and data came from (after training_set was called)."""
-        return self.describe()
-
-    def cost_basis(self):
-        """``ablate.plan.CostBasis``: how this profile's work turns into time (no network)."""
-        raise NotImplementedError
-
-    def eval_sets(self, names: list[str]):
-        """``ablate.plan.EvalSet`` for each dataset name: what would be evaluated, with sizes (no network)."""
-        raise NotImplementedError
-
-    def run_description(self) -> dict[str, str]:
-        """Model, training data and precision, one line each, for ``ablate run --dry-run``."""
-        return {"profile": self.description}
-
-
-def local_dataset_or_none(name: str) -> RetrievalDataset | None:
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return read_beir(path)
-    if os.sep in name or name.startswith("."):
-        raise DatasetError(f"{name}: not a directory (expected a BEIR-layout directory or a known dataset name)")
-    return None
+__all__ = ["DEFAULT_SETTINGS", "OFFICIAL_SUBSET_ROWS", "SUBSET_SHARE", "TRIPLET_HARD_ROWS", "EvalOptions",
+           "MiniProfile", "PaperProfile", "PROFILES", "Profile", "ProfileError", "get_profile",
+           "local_dataset_or_none"]
 
 
 @dataclass
@@ -188,7 +112,7 @@ class MiniProfile(Profile):
                            settings.get("eval_max_seq_length", self.eval_max_seq_length))
 
     def cost_basis(self):
-        from ablate.plan import CostBasis
+        from ablate.cost import CostBasis
 
         # Measured on the 2-core reference machine (median over the catalogue's mini trials).
         return CostBasis(shape=None, tokens_per_triplet=0.0, train_seq_len=self.max_seq_length,
@@ -199,7 +123,7 @@ class MiniProfile(Profile):
                                     "7 s to evaluate one model on the four world sets)")
 
     def eval_sets(self, names):
-        from ablate.plan import EvalSet
+        from ablate.cost import EvalSet
 
         return [EvalSet(dataset.name, f"ablate-{dataset.name}", "test", f"world@{dataset.revision}",
                         len(dataset.judged_queries), len(dataset.corpus), 0.0, 0.0,
@@ -223,24 +147,12 @@ class MiniProfile(Profile):
                 "subset_examples": self.subset_examples, "full_examples": self.full_examples}
 
 
-def _profiles() -> dict[str, type[Profile]]:
-    from ablate.paper import PaperProfile  # imported late: it builds on the classes above
-
-    return {"mini": MiniProfile, "paper": PaperProfile}
-
-
-def __getattr__(name: str):
-    # ``PROFILES`` and ``PaperProfile`` resolve on first use, so ablate.paper can import this module.
-    if name == "PROFILES":
-        return _profiles()
-    if name == "PaperProfile":
-        return _profiles()["paper"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+PROFILES: dict[str, type[Profile]] = {"mini": MiniProfile, "paper": PaperProfile}
 
 
 def get_profile(name: str, **options) -> Profile:
     try:
-        profile_class = _profiles()[name]
+        profile_class = PROFILES[name]
     except KeyError:
-        raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(_profiles())}") from None
+        raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}") from None
     return profile_class(**options)

@@ -24,7 +24,7 @@ from ablate.train import (
     latest_checkpoint,
     train,
     training_precision,
-    use_evaluation_attention,
+    prepare_for_evaluation,
 )
 
 
@@ -97,7 +97,7 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
     progress.line(f"{progress.prefix}evaluating {len(spec.datasets_for(profile.name))} datasets")
     tasks = profile.eval_tasks(spec.datasets_for(profile.name), options)
     max_seq_length_model = int(model.max_seq_length)
-    attention_eval = use_evaluation_attention(model)
+    evaluation_state = prepare_for_evaluation(model, options.precision)
     scores = evaluate_tasks(model, tasks, max_seq_length=options.max_seq_length, batch_size=options.batch_size)
     for dataset_scores in scores:
         check_against_mteb(dataset_scores)
@@ -114,6 +114,6 @@ def run_trial(spec: StudySpec, cell: Cell, profile: Profile, progress: Progress 
         trained=was_trained,
         provenance={**profile.provenance(), "max_seq_length_model": max_seq_length_model,
                     "precision": training_precision(), "device": device_name(),
-                    "attn_implementation_eval": attention_eval,
+                    **evaluation_state,
                     "shared_corpus": {s.dataset: s.documents_reused for s in scores if s.documents_reused}},
     )

@@ -82,6 +82,31 @@ def write_mteb_retrieval(root: Path, dataset) -> Path:
     return root
 
 
+def write_mteb_multilingual(root: Path, dataset, languages=("ar", "de", "en"), present=("en",)) -> Path:
+    """An mteb multi-subset repository (MultiLongDocRetrieval's layout: ``<lang>-corpus`` / ``<lang>-queries`` /
+    ``<lang>-qrels`` configs, languages in alphabetical order) of which only ``present`` languages' files
+    exist, as a download restricted to those configs leaves it."""
+    lines = ["---", "configs:"]
+    for lang in languages:
+        for part, split in (("corpus", "corpus"), ("queries", "queries"), ("qrels", "test")):
+            lines += [f"- config_name: {lang}-{part}", "  data_files:", f"  - split: {split}",
+                      f"    path: {lang}-{part}/*.parquet"]
+    (root).mkdir(parents=True)
+    (root / "README.md").write_text("\n".join(lines + ["---", ""]))
+    for lang in present:
+        for part in ("corpus", "queries", "qrels"):
+            (root / f"{lang}-{part}").mkdir()
+        datasets.Dataset.from_dict({
+            "_id": list(dataset.corpus), "title": [d.get("title", "") for d in dataset.corpus.values()],
+            "text": [d["text"] for d in dataset.corpus.values()]}).to_parquet(str(root / f"{lang}-corpus" / "c.parquet"))
+        datasets.Dataset.from_dict({"_id": list(dataset.queries), "text": list(dataset.queries.values())}).to_parquet(
+            str(root / f"{lang}-queries" / "q.parquet"))
+        pairs = [(q, d, g) for q, rels in dataset.qrels.items() for d, g in rels.items()]
+        datasets.Dataset.from_dict({"query-id": [p[0] for p in pairs], "corpus-id": [p[1] for p in pairs],
+                                    "score": [p[2] for p in pairs]}).to_parquet(str(root / f"{lang}-qrels" / "t.parquet"))
+    return root
+
+
 def put_in_hub_cache(cache: Path, repo_id: str, kind: str, revision: str, source: Path,
                      branch: str | None = "main") -> Path:
     """Copy ``source`` into ``cache`` as the snapshot of ``repo_id`` at commit ``revision``."""

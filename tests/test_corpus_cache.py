@@ -60,10 +60,27 @@ def test_group_members_run_together_and_results_keep_the_given_order(encoder, tw
 
 
 def test_embeddings_are_released_after_the_group(encoder, two_views):
-    first, second, _ = two_views
+    first, second, n_docs = two_views
     again = dataclasses.replace(first, name="again")
     tasks = [PreparedTask(first.name, "r", local_task(first, True), corpus_group="g1"),
+             PreparedTask(second.name, "r", local_task(second, True), corpus_group="g1"),
              PreparedTask(again.name, "r", local_task(again, True), corpus_group="g2")]
     scores = evaluate_tasks(encoder, tasks)
-    assert scores[1].documents_reused == 0  # another group: nothing kept from the first
-    assert pl.Series([s.per_query.height for s in scores]).to_list() == [200, 200]
+    assert scores[1].documents_reused == n_docs - 1  # shared within g1
+    assert scores[2].documents_reused == 0  # g1's embeddings were dropped after its last task
+    assert pl.Series([s.per_query.height for s in scores]).to_list() == [200, 200, 200]
+
+
+def test_a_corpus_encoded_in_several_chunks_is_shared_too(encoder, two_views, monkeypatch):
+    """mteb encodes large corpora chunk by chunk; documents are matched across chunks of the two copies."""
+    from mteb.models import search_wrappers
+
+    first, second, n_docs = two_views
+    original = search_wrappers.SearchEncoderWrapper.__init__
+    monkeypatch.setattr(search_wrappers.SearchEncoderWrapper, "__init__",
+                        lambda self, model, corpus_chunk_size=50_000, **kw: original(self, model, 500, **kw))
+    apart = evaluate_tasks(encoder, _tasks(first, second, None))
+    shared = evaluate_tasks(encoder, _tasks(first, second, "g"))
+    assert shared[1].documents_reused == n_docs - 1 and shared[1].documents_encoded == 2
+    for a, b in zip(apart, shared):
+        assert a.per_query.equals(b.per_query)

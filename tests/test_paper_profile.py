@@ -30,9 +30,15 @@ from ablate.profiles import EvalOptions, ProfileError
 from ablate.spec import parse_spec
 from ablate.trial import run_trial
 from conftest import REPO
-from paper_fixtures import put_in_hub_cache, write_mteb_retrieval, write_triplet_hard
+from paper_fixtures import put_in_hub_cache, write_mteb_multilingual, write_mteb_retrieval, write_triplet_hard
 
 DATA_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Hub views and built models go to a temporary cache, not the checkout's .ablate."""
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "ablate-cache"))
 
 
 def _official_train_rows(n_rows: int, held_out: int, seed: int) -> np.ndarray:
@@ -153,6 +159,31 @@ def test_unreachable_hub_goes_straight_to_the_cache(tmp_path, monkeypatch):
         hub.hub_reachable.cache_clear()
 
 
+def test_hub_reachability_goes_through_the_configured_proxy(monkeypatch):
+    import socket
+
+    from ablate import hub
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://hub.invalid")  # never resolves
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    hub.hub_reachable.cache_clear()
+    try:
+        assert hub.hub_reachable()
+        monkeypatch.delenv("https_proxy")
+        monkeypatch.delenv("HTTPS_PROXY", raising=False)
+        hub.hub_reachable.cache_clear()
+        assert not hub.hub_reachable()
+    finally:
+        listener.close()
+        hub.hub_reachable.cache_clear()
+
+
 def test_everything_loads_from_the_hub_cache_offline(fixtures, tmp_path, monkeypatch):
     """With HF_HUB_OFFLINE=1 and the cache holding the pinned snapshots, the hub ids just work."""
     cache = tmp_path / "hub"
@@ -179,6 +210,25 @@ def test_everything_loads_from_the_hub_cache_offline(fixtures, tmp_path, monkeyp
     assert len(task.task.dataset["default"]["test"]["queries"]) == len(fixtures["world"].datasets["factoid"].qrels)
     with pytest.raises(ProfileError, match=r"cannot fetch evaluation set ArguAna mteb/arguana@"):
         profile.eval_tasks(["ArguAna"], EvalOptions(True, None))
+
+
+def test_multilingual_set_loads_from_a_download_restricted_to_its_configs(fixtures, tmp_path, monkeypatch):
+    """MLDR: only the English configs are downloaded, while the card still declares every language first."""
+    import mteb
+
+    mldr = mteb.get_task("MultiLongDocRetrieval").metadata.dataset
+    cache = tmp_path / "hub"
+    put_in_hub_cache(cache, mldr["path"], "dataset", mldr["revision"],
+                     write_mteb_multilingual(tmp_path / "mldr", fixtures["world"].datasets["longdoc"]), branch=None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    profile = PaperProfile(model=fixtures["model"], train_data=fixtures["data"])
+    (task,) = profile.eval_tasks(["MLDR"], EvalOptions(True, None))
+    assert task.split == "test" and task.revision == mldr["revision"]
+    loaded = task.task.dataset["en"]["test"]
+    assert len(loaded["corpus"]) == len(fixtures["world"].datasets["longdoc"].corpus)
+    assert "--include '*en-corpus*'" in profile.eval_artifact(task_def := paper_task("MLDR"),
+                                                              dict(mldr)).download_command()
+    assert task_def.languages == ("eng",)
 
 
 def test_local_copies_of_every_artifact(fixtures):

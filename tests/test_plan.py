@@ -1,5 +1,6 @@
 """Cost plans: cells, training runs shared by evaluation-only cells, totals, measured rates, power."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -58,7 +59,26 @@ def test_measured_rates_replace_the_model(paper):
     assert plan.cells[0].eval_hours == pytest.approx(0.5)
     assert plan.cells[0].done and not plan.cells[1].done
     assert plan.remaining_hours == pytest.approx(plan.total_hours * 5 / 6)
-    assert "measured on 2 finished trial(s)" in format_plan(plan)
+    assert "times from the measured rates of 2 finished trial(s)" in format_plan(plan)
+
+
+def test_measured_rates_per_batch(paper):
+    spec = find_spec("batch-size")
+    measured = Measured(seconds_per_example=0.002, seconds_per_evaluation=None, trials=1, by_batch={512: 0.001})
+    plan = plan_study(spec, paper, measured=measured)
+    hours = {c.cell.arm.as_dict()["per_device_batch"]: c.train_hours for c in plan.cells}
+    assert hours[512] == pytest.approx(1_250_000 * 0.001 / 3600)
+    assert hours[16] == pytest.approx(1_250_000 * 0.002 / 3600)  # not measured at 16: the overall median
+
+
+def test_evaluation_cost_follows_each_cells_length_and_precision(paper):
+    spec = find_spec("eval-protocol")
+    plan = plan_study(spec, paper)
+    by_length = {c.cell.arm.as_dict()["eval_max_seq_length"]: c.eval_hours for c in plan.cells}
+    short, long = sorted(by_length)
+    assert by_length[short] < by_length[long]
+    fast = plan_study(spec, PaperProfile(model="base", eval_precision="bf16"))
+    assert fast.cells[0].eval_hours < plan.cells[0].eval_hours / 10  # tensor-core bf16 vs plain fp32
 
 
 def test_more_seeds_resolve_smaller_differences(paper):
@@ -77,7 +97,8 @@ def test_mini_plan_uses_measured_cpu_rates(small_profile):
 
 
 def test_cli_plan_and_unknown_gpu(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty"),
+           "ABLATE_CACHE": str(tmp_path / "cache")}
     env.pop("ABLATE_STORAGE", None)
     ok = subprocess.run([sys.executable, "-m", "ablate.cli", "plan", "factorial", "--profile", "paper", "--gpu",
                          "H200"], capture_output=True, text=True, cwd=REPO, env=env)
@@ -97,8 +118,13 @@ def test_measured_rates_are_read_from_a_real_study(results_db):  # noqa: F811
     from ablate.storage import open_storage
 
     spec = find(str(results_db.spec_path))
-    measured = measured_rates(open_storage(results_db.url, create=False), spec, "mini")
+    storage = open_storage(results_db.url, create=False)
+    measured = measured_rates(storage, spec, results_db.profile)
     assert measured.trials == 4 and measured.done_cells == frozenset(c.key for c in spec.cells())
     assert 0 < measured.seconds_per_example < 1 and measured.seconds_per_evaluation > 0
+    assert set(measured.by_batch) == {8, 32} and measured.devices == ("cpu",)
+    # Trials of other profile settings say nothing about this profile's throughput.
+    other = dataclasses.replace(results_db.profile, subset_examples=128)
+    assert measured_rates(storage, spec, other) is None
     plan = plan_study(spec, results_db.profile, measured=measured)
     assert plan.remaining_hours == 0 and plan.total_hours > 0

@@ -220,6 +220,14 @@ def config_view(snapshot: Path, configs: tuple[str, ...]) -> Path:
 SOURCE_FILE = ".ablate-source.json"
 
 
+def cached_head(repo_id: str, kind: str, branch: str = "main") -> str | None:
+    """The commit the local hub cache holds for ``branch`` of a repository (no network), or None."""
+    from huggingface_hub import constants
+
+    ref = Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo_id.replace('/', '--')}" / "refs" / branch
+    return ref.read_text().strip() if ref.is_file() else None
+
+
 def snapshot_revision(path: Path) -> str | None:
     """The commit a hub-cache snapshot directory (or a view of one) holds, or None for a user's own directory."""
     source = Path(path) / SOURCE_FILE

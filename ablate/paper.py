@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.beir import DatasetError
-from ablate.hub import FetchError, HubArtifact, data_files_of, snapshot_revision
+from ablate.hub import FetchError, HubArtifact, cached_head, data_files_of, snapshot_revision
 from ablate.profile_base import EvalOptions, Profile, ProfileError, local_dataset_or_none
 from ablate.train import TrainingConfig
 
@@ -380,7 +380,11 @@ class PaperProfile(Profile):
 
     def run_description(self):
         model_rev = self.model_revision or "local copy"
-        data_rev = self.train_data_revision or "branch head, resolved to a commit at first fetch and recorded"
+        cached = None if self.train_data_revision or _is_local(self.train_data) else cached_head(self.train_data,
+                                                                                                 "dataset")
+        data_rev = self.train_data_revision or (
+            f"branch head: {cached} in the local hub cache (recorded with the study at the first run)" if cached
+            else "branch head, resolved to a commit at first fetch and recorded with the study")
         return {
             "model": f"{self.model} @ {model_rev}; mean pooling; max sequence length "
                      f"{MODEL_MAX_POSITIONS.get(self.model, 'from its config')} (the checkpoint's own, recorded per trial)",
@@ -390,6 +394,8 @@ class PaperProfile(Profile):
                              "('full'); memory-mapped Arrow",
             "precision and attention": "bf16 on GPUs that support it, else fp32; "
                                        f"{self.attn_implementation if self.attn_implementation != 'auto' else 'flash_attention_2 (unpadded) when flash_attn is installed, else sdpa'}",
+            "evaluation": f"{self.eval_precision}, sdpa attention, batch {self.eval_batch_size}"
+                          + (" (as the official evaluation)" if self.eval_precision == "fp32" else ""),
             "devices": "one GPU per trial; several GPUs run several cells (ablate worker --gpus); per-device batch "
                        "sets the in-batch negatives",
         }

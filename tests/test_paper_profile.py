@@ -201,6 +201,7 @@ def test_everything_loads_from_the_hub_cache_offline(fixtures, tmp_path, monkeyp
 
     profile = PaperProfile(subset_rows=100)
     assert profile.describe()["train_data_revision"] == "unresolved"
+    assert f"branch head: {DATA_COMMIT} in the local hub cache" in profile.run_description()["training data"]
     profile.prepare(["SciFact"])
     assert profile.describe()["train_data_revision"] == DATA_COMMIT  # pinned at first fetch, recorded with the study
     assert profile.base_model().endswith(revision)

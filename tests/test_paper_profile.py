@@ -316,3 +316,39 @@ def test_cli_fetch_offline_from_a_filled_cache(fixtures, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"model answerdotai/ModernBERT-base@{MODEL_REVISIONS['answerdotai/ModernBERT-base']}: {cache}" in result.stdout
     assert f"training data revision: {DATA_COMMIT}" in result.stdout
+
+
+@pytest.mark.slow
+def test_cli_paper_run_offline_from_the_hub_cache_end_to_end(fixtures, tmp_path):
+    """`ablate run --profile paper` with HF_HUB_OFFLINE=1 and only the hub cache: trains, evaluates
+    through mteb's own SciFact task, stores revisions and provenance."""
+    import mteb
+    import optuna
+
+    cache = tmp_path / "hub"
+    revision = MODEL_REVISIONS["answerdotai/ModernBERT-base"]
+    put_in_hub_cache(cache, "answerdotai/ModernBERT-base", "model", revision, Path(fixtures["model"]))
+    put_in_hub_cache(cache, TRAIN_DATA, "dataset", DATA_COMMIT, fixtures["root"] / "msmarco")
+    scifact = mteb.get_task("SciFact").metadata.dataset
+    put_in_hub_cache(cache, scifact["path"], "dataset", scifact["revision"],
+                     fixtures["root"] / "eval" / "mteb" / "scifact", branch=None)
+    spec = tmp_path / "tiny-paper.toml"
+    spec.write_text('name = "tiny-paper"\nquestion = "q?"\nseeds = [0]\n[factors]\nper_device_batch = [8, 16]\n'
+                    '[fixed]\nlearning_rate = 1e-3\n[datasets]\npaper = ["SciFact"]\n')
+    db = tmp_path / "paper.db"
+    env = {"HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf")}
+    args = ["run", str(spec), "--profile", "paper", "--profile-option", "subset_rows=64",
+            "--profile-option", "attn_implementation=sdpa", "--storage", f"sqlite:///{db}", "--quiet"]
+    result = _cli(args, env)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="tiny-paper@paper", storage=f"sqlite:///{db}")
+    assert study.user_attrs["profile"]["train_data_revision"] == DATA_COMMIT
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.user_attrs["datasets"] == {"SciFact": scifact["revision"]}
+        provenance = trial.user_attrs["provenance"]
+        assert provenance["model_revision"] == revision and provenance["train_rows"] == 64
+        assert "mteb" in trial.user_attrs["versions"]
+    again = _cli(args, env)  # everything is stored: nothing runs again
+    assert again.returncode == 0 and "ran 0 trial(s)" in again.stdout

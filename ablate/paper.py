@@ -219,8 +219,9 @@ class PaperProfile(Profile):
                                f"{local} (expected the hub layout of {dataset['path']})")
         subsets = _hf_subsets(task)
         configs = tuple(f"{s}-{part}" for s in subsets for part in ("corpus", "queries", "qrels")) if subsets else ()
-        return HubArtifact(dataset["path"], "dataset", dataset.get("revision"), purpose=f"evaluation set {task.mteb_name}",
-                           configs=configs, local=str(local) if local else None)
+        return HubArtifact(dataset["path"], "dataset", dataset.get("revision"),
+                           purpose=f"evaluation set {task.mteb_name}", configs=configs,
+                           local=str(local) if local else None)
 
     def artifacts(self, dataset_names: list[str]) -> list[HubArtifact]:
         """Everything a study needs from the hub, in the order a run fetches it."""
@@ -305,7 +306,7 @@ class PaperProfile(Profile):
                 task.load_data()
             except Exception as err:
                 raise ProfileError(f"paper profile: cannot load {task_def.mteb_name} ({task_def.split}) from "
-                                   f"{data_dir}: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}") from None
+                                   f"{data_dir}: {type(err).__name__}: {_first_line(err)}") from None
             revision = snapshot_revision(data_dir) or ("local copy" if self.eval_data else "")
             out.append(PreparedTask(name, revision or str(mteb_dataset.get("revision", "")), task,
                                     split=task_def.split, corpus_group=task_def.corpus_group))
@@ -387,13 +388,15 @@ class PaperProfile(Profile):
             else "branch head, resolved to a commit at first fetch and recorded with the study")
         return {
             "model": f"{self.model} @ {model_rev}; mean pooling; max sequence length "
-                     f"{MODEL_MAX_POSITIONS.get(self.model, 'from its config')} (the checkpoint's own, recorded per trial)",
+                     f"{MODEL_MAX_POSITIONS.get(self.model, 'from its config')} "
+                     "(the checkpoint's own, recorded per trial)",
             "training data": f"{self.train_data} @ {data_rev}, config {self.train_config}, split train: "
                              f"train_test_split(test_size={self.held_out_rows:,}, seed={self.split_seed}), then the "
                              f"first {self.subset_rows:,} rows ('subset') or all {self.expected_rows('full'):,} "
                              "('full'); memory-mapped Arrow",
-            "precision and attention": "bf16 on GPUs that support it, else fp32; "
-                                       f"{self.attn_implementation if self.attn_implementation != 'auto' else 'flash_attention_2 (unpadded) when flash_attn is installed, else sdpa'}",
+            "precision and attention": "bf16 on GPUs that support it, else fp32; " + (
+                self.attn_implementation if self.attn_implementation != "auto"
+                else "flash_attention_2 (unpadded) when flash_attn is installed, else sdpa"),
             "evaluation": f"{self.eval_precision}, sdpa attention, batch {self.eval_batch_size}"
                           + (" (as the official evaluation)" if self.eval_precision == "fp32" else ""),
             "devices": "one GPU per trial; several GPUs run several cells (ablate worker --gpus); per-device batch "
@@ -420,6 +423,10 @@ class PaperProfile(Profile):
         commit = snapshot_revision(directory)
         if commit:
             self.train_data_revision = commit
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).splitlines() or [""])[0][:200]
 
 
 def _is_local(name: str) -> bool:

@@ -184,17 +184,23 @@ def test_hub_reachability_goes_through_the_configured_proxy(monkeypatch):
         hub.hub_reachable.cache_clear()
 
 
-def test_everything_loads_from_the_hub_cache_offline(fixtures, tmp_path, monkeypatch):
-    """With HF_HUB_OFFLINE=1 and the cache holding the pinned snapshots, the hub ids just work."""
+def _filled_hub_cache(fixtures, tmp_path):
+    """A hub cache holding the pinned model, the training data (branch head DATA_COMMIT) and mteb's SciFact."""
+    import mteb
+
     cache = tmp_path / "hub"
     revision = MODEL_REVISIONS["answerdotai/ModernBERT-base"]
     put_in_hub_cache(cache, "answerdotai/ModernBERT-base", "model", revision, Path(fixtures["model"]))
     put_in_hub_cache(cache, TRAIN_DATA, "dataset", DATA_COMMIT, fixtures["root"] / "msmarco")
-    import mteb
-
     scifact = mteb.get_task("SciFact").metadata.dataset
     put_in_hub_cache(cache, scifact["path"], "dataset", scifact["revision"],
                      fixtures["root"] / "eval" / "mteb" / "scifact", branch=None)
+    return cache, revision, scifact
+
+
+def test_everything_loads_from_the_hub_cache_offline(fixtures, tmp_path, monkeypatch):
+    """With HF_HUB_OFFLINE=1 and the cache holding the pinned snapshots, the hub ids just work."""
+    cache, revision, scifact = _filled_hub_cache(fixtures, tmp_path)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     for var in ("ABLATE_PAPER_MODEL", "ABLATE_PAPER_DATA", "ABLATE_PAPER_DATA_REVISION", "ABLATE_PAPER_EVAL_DATA"):
         monkeypatch.delenv(var, raising=False)
@@ -322,16 +328,9 @@ def test_cli_fetch_offline_from_a_filled_cache(fixtures, tmp_path):
 def test_cli_paper_run_offline_from_the_hub_cache_end_to_end(fixtures, tmp_path):
     """`ablate run --profile paper` with HF_HUB_OFFLINE=1 and only the hub cache: trains, evaluates
     through mteb's own SciFact task, stores revisions and provenance."""
-    import mteb
     import optuna
 
-    cache = tmp_path / "hub"
-    revision = MODEL_REVISIONS["answerdotai/ModernBERT-base"]
-    put_in_hub_cache(cache, "answerdotai/ModernBERT-base", "model", revision, Path(fixtures["model"]))
-    put_in_hub_cache(cache, TRAIN_DATA, "dataset", DATA_COMMIT, fixtures["root"] / "msmarco")
-    scifact = mteb.get_task("SciFact").metadata.dataset
-    put_in_hub_cache(cache, scifact["path"], "dataset", scifact["revision"],
-                     fixtures["root"] / "eval" / "mteb" / "scifact", branch=None)
+    cache, revision, scifact = _filled_hub_cache(fixtures, tmp_path)
     spec = tmp_path / "tiny-paper.toml"
     spec.write_text('name = "tiny-paper"\nquestion = "q?"\nseeds = [0]\n[factors]\nper_device_batch = [8, 16]\n'
                     '[fixed]\nlearning_rate = 1e-3\n[datasets]\npaper = ["SciFact"]\n')

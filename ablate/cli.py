@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from ablate.beir import DatasetError  # noqa: E402
 from ablate.cli_worker import run_and_print, scheduling_options  # noqa: E402
+from ablate.plan import ASSUMED_INTERACTION_SD, ASSUMED_SD_QUERY_DIFF, ASSUMED_SEED_SD  # noqa: E402
 from ablate.profiles import PROFILES, ProfileError, get_profile  # noqa: E402
 from ablate.scheduler import StudyMismatch  # noqa: E402
 from ablate.spec import SpecError, find_spec, list_specs  # noqa: E402
@@ -151,12 +152,12 @@ def report(study, profile_name, storage_url, out):
 @click.option("--gpu", default="H100", show_default=True, help="GPU to plan for (see ablate.cost.GPUS).")
 @click.option("--mfu", type=click.FloatRange(min=0.01, max=1.0), default=None,
               help="Model FLOP utilisation to assume (default: calibrated on the reproduction's timing).")
-@click.option("--sd-query-diff", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Assumed SD over queries of the seed-averaged per-query difference, 0..1 scale (default 0.15).")
-@click.option("--seed-sd", type=click.FloatRange(min=0), default=None,
-              help="Assumed SD of a dataset mean over training seeds, 0..1 scale (default 0.005).")
-@click.option("--interaction-sd", type=click.FloatRange(min=0), default=None,
-              help="Assumed seed x query interaction SD, 0..1 scale (default 0.10).")
+@click.option("--sd-query-diff", type=click.FloatRange(min=0, min_open=True), default=ASSUMED_SD_QUERY_DIFF,
+              show_default=True, help="Assumed SD over queries of the seed-averaged per-query difference (0..1).")
+@click.option("--seed-sd", type=click.FloatRange(min=0), default=ASSUMED_SEED_SD, show_default=True,
+              help="Assumed SD of a dataset mean over training seeds (0..1 scale).")
+@click.option("--interaction-sd", type=click.FloatRange(min=0), default=ASSUMED_INTERACTION_SD, show_default=True,
+              help="Assumed seed x query interaction SD (0..1 scale).")
 @click.option("--storage", "storage_url", default=None, metavar="URL",
               help="Study database: finished trials there replace the modelled throughput with the measured one "
                    "(default: $ABLATE_STORAGE when it holds the study).")
@@ -177,10 +178,8 @@ def plan(study, profile_name, profile_options, gpu, mfu, sd_query_diff, seed_sd,
         measured = planning.measured_rates(storage, spec, profile) if storage is not None else None
     try:
         result = planning.plan_study(
-            spec, profile, gpu=gpu, mfu=mfu, measured=measured,
-            sd_query_diff=planning.ASSUMED_SD_QUERY_DIFF if sd_query_diff is None else sd_query_diff,
-            seed_sd=planning.ASSUMED_SEED_SD if seed_sd is None else seed_sd,
-            interaction_sd=planning.ASSUMED_INTERACTION_SD if interaction_sd is None else interaction_sd)
+            spec, profile, gpu=gpu, mfu=mfu, measured=measured, sd_query_diff=sd_query_diff, seed_sd=seed_sd,
+            interaction_sd=interaction_sd)
     except ValueError as err:  # an unknown GPU name
         raise click.BadParameter(str(err), param_hint="--gpu") from None
     click.echo(planning.format_plan(result))

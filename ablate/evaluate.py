@@ -16,7 +16,6 @@ import polars as pl
 
 from ablate.beir import RetrievalDataset
 
-
 METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_100")
 TOP_K = 100
 

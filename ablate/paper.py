@@ -42,7 +42,6 @@ MODEL_REVISIONS = {
     "answerdotai/ModernBERT-large": "45bb4654a4d5aaff24dd11d4781fa46d39bf8c13",
 }
 MODEL_ALIASES = {"base": "answerdotai/ModernBERT-base", "large": "answerdotai/ModernBERT-large"}
-MODEL_MAX_POSITIONS = {"answerdotai/ModernBERT-base": 8192, "answerdotai/ModernBERT-large": 8192}
 
 
 @dataclass(frozen=True)
@@ -348,7 +347,7 @@ class PaperProfile(Profile):
                                "with its config.json, or one of " + ", ".join(cost.MODEL_SHAPES))
         return CostBasis(shape=shape, tokens_per_triplet=cost.MSMARCO_TOKENS_PER_TRIPLET,
                          train_seq_len=cost.MSMARCO_ATTENTION_CONTEXT,
-                         max_seq_len=MODEL_MAX_POSITIONS.get(self.model, shape.max_position),
+                         max_seq_len=shape.max_position,
                          train_rows={"subset": self.expected_rows("subset"), "full": self.expected_rows("full")},
                          eval_precision=self.eval_precision,
                          basis_note=f"training: CachedMNRL costs 4 forward passes per token; "
@@ -388,7 +387,7 @@ class PaperProfile(Profile):
             else "branch head, resolved to a commit at first fetch and recorded with the study")
         return {
             "model": f"{self.model} @ {model_rev}; mean pooling; max sequence length "
-                     f"{MODEL_MAX_POSITIONS.get(self.model, 'from its config')} "
+                     f"{_max_positions(self.model)} "
                      "(the checkpoint's own, recorded per trial)",
             "training data": f"{self.train_data} @ {data_rev}, config {self.train_config}, split train: "
                              f"train_test_split(test_size={self.held_out_rows:,}, seed={self.split_seed}), then the "
@@ -444,6 +443,13 @@ def _mteb_dataset(task: PaperTask) -> dict[str, str]:
     import mteb
 
     return dict(mteb.get_task(task.mteb_name).metadata.dataset)
+
+
+def _max_positions(model: str) -> str:
+    from ablate import cost
+
+    shape = cost.MODEL_SHAPES.get(model)
+    return f"{shape.max_position:,}" if shape else "from its config"
 
 
 def _mteb_ignores_identical_ids(task: PaperTask) -> bool:
